@@ -1,0 +1,26 @@
+"""Errors the service raises for a user to act on."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointMismatchError",
+    "ConfigurationError",
+    "ModelLoadError",
+    "StreamingError",
+]
+
+
+class StreamingError(Exception):
+    """Base class: every message is one line a user can act on."""
+
+
+class ConfigurationError(StreamingError):
+    """Bad configuration found at start (unknown model, unreachable broker, bad path...)."""
+
+
+class ModelLoadError(StreamingError):
+    """A model version could not be loaded or failed its compatibility check."""
+
+
+class CheckpointMismatchError(StreamingError):
+    """The checkpoint and the output tables disagree about what was already written."""

@@ -1,0 +1,80 @@
+"""The one place that configures a SparkSession for this project (Kafka source, Delta sink)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from streaming.jvm_packages import resolve_spark_jars
+
+__all__ = ["DELTA_CONF", "build_spark_session", "configure_builder"]
+
+DELTA_CONF: Mapping[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # Tables stay on the default protocol so that delta-rs and DuckDB can read them.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
+_BASE_CONF: Mapping[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.streaming.stateStore.providerClass": (
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+    ),
+    "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+}
+
+
+def configure_builder(
+    builder: SparkSession.Builder,
+    jars: Sequence[Path] = (),
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession.Builder:
+    """Add the Delta extension, the project's defaults, jars and extra settings to a builder.
+
+    Args:
+        builder: A builder, e.g. ``SparkSession.builder.master("local[2]")``.
+        jars: Jar paths to add (empty when ``spark-submit --jars`` already shipped them).
+        extra_conf: Settings that override the defaults.
+
+    Returns:
+        The same builder, configured.
+    """
+    for key, value in {**_BASE_CONF, **DELTA_CONF, **(extra_conf or {})}.items():
+        builder = builder.config(key, value)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))
+    return builder
+
+
+def build_spark_session(
+    app_name: str,
+    master: str | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Get or create the SparkSession the service runs on.
+
+    Under ``spark-submit`` (``SPARK_SUBMIT`` jars already on the classpath, master chosen by the
+    submitter) nothing is resolved here; otherwise the pinned jars are resolved from the cache
+    and the session runs on ``master`` (default ``local[*]``).
+
+    Raises:
+        ConfigurationError: the JVM packages cannot be resolved.
+    """
+    # The executors' Python must be this interpreter, where the project is installed.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    submitted = "spark.jars" in os.environ.get("PYSPARK_SUBMIT_ARGS", "") or _under_spark_submit()
+    builder = SparkSession.builder.appName(app_name)
+    if not submitted:
+        builder = builder.master(master or "local[*]")
+    jars = () if submitted else resolve_spark_jars()
+    return configure_builder(builder, jars, extra_conf).getOrCreate()
+
+
+def _under_spark_submit() -> bool:
+    # spark-submit starts the Python driver with these set; a plain `python` run does not.
+    return "SPARK_ENV_LOADED" in os.environ or "PYSPARK_GATEWAY_PORT" in os.environ

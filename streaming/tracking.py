@@ -1,0 +1,62 @@
+"""The MLflow store: an embedded sqlite file and local artifact folder unless a URI is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from streaming.jvm_packages import PROJECT_ROOT
+
+__all__ = ["LOCAL_STORE", "TrackingStore", "configure_tracking", "ensure_experiment"]
+
+LOCAL_STORE = PROJECT_ROOT / ".local" / "mlflow"
+
+
+class TrackingStore:
+    """Where runs, models and the registry live.
+
+    Args:
+        tracking_uri: An MLflow tracking URI; ``None`` means the embedded sqlite store under
+            ``local_dir``.
+        local_dir: Folder for the embedded store's database and artifacts.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, local_dir: Path = LOCAL_STORE) -> None:
+        self.local_dir = local_dir
+        self.tracking_uri = tracking_uri or f"sqlite:///{local_dir / 'mlflow.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.tracking_uri.startswith("sqlite:///") and str(self.local_dir) in self.tracking_uri
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Artifact folder for new experiments in the embedded store; the server decides otherwise."""
+        return (self.local_dir / "artifacts").as_uri() if self.embedded else None
+
+
+def configure_tracking(store: TrackingStore) -> None:
+    """Point this process's MLflow client (tracking and registry) at ``store``."""
+    if store.embedded:
+        store.local_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
+
+
+def ensure_experiment(store: TrackingStore, name: str) -> str:
+    """Create the experiment if missing (artifacts under the store's folder) and make it active.
+
+    Returns:
+        The experiment id.
+    """
+    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(name, artifact_location=store.artifact_root)
+    )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id

@@ -1,0 +1,82 @@
+"""Shared fixtures: one SparkSession, one real Kafka broker, one MLflow store per test session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from pyspark.sql import SparkSession
+
+from streaming.jvm_packages import PROJECT_ROOT
+from streaming.spark_session import build_spark_session
+from streaming.tracking import TrackingStore, configure_tracking
+
+BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
+# A port of its own, so a demo broker on 9092 and the tests never meet.
+TEST_BROKER_PORT = os.environ.get("TEST_KAFKA_PORT", "19092")
+
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    session = build_spark_session(
+        "tests",
+        master="local[2]",
+        extra_conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "2g",
+            "spark.sql.streaming.minBatchesToRetain": "5",
+        },
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def _broker(command: str, env: dict[str, str]) -> None:
+    subprocess.run([str(BROKER_SCRIPT), command], env=env, check=True)
+
+
+@pytest.fixture(scope="session")
+def broker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    data_dir = tmp_path_factory.mktemp("kafka")
+    return {**os.environ, "KAFKA_PORT": TEST_BROKER_PORT, "KAFKA_DATA_DIR": str(data_dir)}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(broker_env: dict[str, str]) -> Iterator[str]:
+    """A real Kafka broker (KRaft) started by the project's script; stopped after the session."""
+    _broker("start", broker_env)
+    try:
+        yield f"127.0.0.1:{TEST_BROKER_PORT}"
+    finally:
+        _broker("stop", broker_env)
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> str:
+    """A fresh topic with two partitions for one test."""
+    name = f"t-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
+    finally:
+        admin.close()
+    return name
+
+
+@pytest.fixture(scope="session")
+def tracking_store(tmp_path_factory: pytest.TempPathFactory) -> TrackingStore:
+    """A real MLflow store (sqlite + local artifacts) for the whole test session."""
+    store = TrackingStore(local_dir=Path(tmp_path_factory.mktemp("mlflow")))
+    configure_tracking(store)
+    return store
