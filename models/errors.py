@@ -1,0 +1,21 @@
+"""Errors the model lifecycle raises for a user to act on."""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "ModelsError", "RegistryError", "RunNotFoundError"]
+
+
+class ModelsError(Exception):
+    """Base class: every message is one line naming what to fix (path, column, run id...)."""
+
+
+class DataError(ModelsError):
+    """The training data cannot be read or lacks a column the model needs."""
+
+
+class RunNotFoundError(ModelsError):
+    """An MLflow run id is unknown to the store, or the run holds no training record."""
+
+
+class RegistryError(ModelsError):
+    """A registered model or alias the command needs does not exist."""

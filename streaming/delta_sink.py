@@ -1,0 +1,163 @@
+"""Idempotent appends to a Delta table, one commit per micro-batch.
+
+Each append carries Delta's ``txnAppId``/``txnVersion`` (the query's id and the batch id), so
+a batch replayed after a crash is skipped by Delta itself, and a ``userMetadata`` record of the
+batch, so that at start the tables can be checked against the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from streaming.errors import ConfigurationError
+
+__all__ = ["BatchRecord", "DeltaSink"]
+
+log = logging.getLogger(__name__)
+_HISTORY_DEPTH = 200
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """What one committed micro-batch wrote, as recorded in its commit's ``userMetadata``."""
+
+    app_id: str
+    batch_id: int
+    model_version: str | None
+    rows: int
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "app_id": self.app_id,
+                "batch_id": self.batch_id,
+                "model_version": self.model_version,
+                "rows": self.rows,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> BatchRecord | None:
+        try:
+            data: dict[str, Any] = json.loads(text or "")
+            return cls(
+                app_id=str(data["app_id"]),
+                batch_id=int(data["batch_id"]),
+                model_version=data.get("model_version"),
+                rows=int(data.get("rows", 0)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path or path.startswith("file:")
+
+
+class DeltaSink:
+    """One Delta table written by one streaming query.
+
+    Args:
+        spark: The session.
+        path: Table location (a local folder or an object-store URI).
+        schema: The table's columns.
+        partition_by: Partition columns.
+        app_id: The writer's Delta ``txnAppId``; one per query and table.
+        properties: Delta table properties set at creation.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        path: str,
+        schema: StructType,
+        partition_by: Sequence[str],
+        app_id: str,
+        properties: dict[str, str] | None = None,
+    ) -> None:
+        self.spark = spark
+        self.path = path
+        self.schema = schema
+        self.partition_by = tuple(partition_by)
+        self.app_id = app_id
+        self.properties = {"delta.enableDeletionVectors": "false", **(properties or {})}
+
+    def ensure_table(self) -> None:
+        """Create the table if it does not exist, and check an existing one has our columns.
+
+        Raises:
+            ConfigurationError: the location is not writable or holds an incompatible table.
+        """
+        if _is_local(self.path):
+            self._check_local_permissions()
+        try:
+            if DeltaTable.isDeltaTable(self.spark, self.path):
+                existing = DeltaTable.forPath(self.spark, self.path).toDF().schema
+                missing = [f.name for f in self.schema.fields if f.name not in existing.fieldNames()]
+                if missing:
+                    raise ConfigurationError(
+                        f"table {self.path} exists without columns {missing}: "
+                        "point the option at a new path or at a table this service created"
+                    )
+                return
+            builder = (
+                DeltaTable.createIfNotExists(self.spark)
+                .location(self.path)
+                .addColumns(self.schema)
+                .partitionedBy(*self.partition_by)
+            )
+            for key, value in self.properties.items():
+                builder = builder.property(key, value)
+            builder.execute()
+        except PySparkException as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigurationError(f"cannot create Delta table at {self.path}: {first_line}") from e
+
+    def _check_local_permissions(self) -> None:
+        local = Path(self.path.removeprefix("file:"))
+        anchor = local
+        while not anchor.exists():
+            anchor = anchor.parent
+        if not os.access(anchor, os.W_OK | os.X_OK):
+            raise ConfigurationError(
+                f"cannot write table {self.path}: no write permission on {anchor}"
+            )
+
+    def append(self, rows: DataFrame, record: BatchRecord) -> None:
+        """Append ``rows`` as batch ``record.batch_id``; a repeat of that batch is a no-op.
+
+        Raises:
+            Whatever Delta raises: an I/O failure fails the batch, and the query resumes from
+            the checkpoint on restart.
+        """
+        (
+            rows.write.format("delta")
+            .mode("append")
+            .option("txnAppId", self.app_id)
+            .option("txnVersion", record.batch_id)
+            .option("userMetadata", record.to_json())
+            .save(self.path)
+        )
+
+    def last_batch(self) -> BatchRecord | None:
+        """The newest batch this writer committed to the table, or ``None``."""
+        if not DeltaTable.isDeltaTable(self.spark, self.path):
+            return None
+        history = DeltaTable.forPath(self.spark, self.path).history(_HISTORY_DEPTH)
+        for row in history.select("version", "userMetadata").orderBy("version", ascending=False).collect():
+            record = BatchRecord.from_json(row.userMetadata)
+            if record is not None and record.app_id == self.app_id:
+                return record
+        return None

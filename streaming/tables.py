@@ -1,0 +1,116 @@
+"""The two output tables' schemas and the pure steps that shape rows for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BinaryType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+__all__ = [
+    "PREDICTIONS_PARTITION",
+    "PREDICTIONS_SCHEMA",
+    "QUARANTINE_PARTITION",
+    "QUARANTINE_SCHEMA",
+    "ModelIdentity",
+    "predictions_rows",
+    "quarantine_rows",
+]
+
+_KAFKA = [
+    StructField("topic", StringType()),
+    StructField("partition", IntegerType()),
+    StructField("offset", LongType()),
+    StructField("timestamp", TimestampType()),
+]
+
+PREDICTIONS_SCHEMA = StructType(
+    [
+        StructField("event_id", StringType()),
+        StructField("key", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("prediction", DoubleType()),
+        StructField("model_name", StringType()),
+        StructField("model_version", StringType()),
+        StructField("model_run_id", StringType()),
+        *_KAFKA,
+        StructField("batch_id", LongType()),
+        StructField("scored_at", TimestampType()),
+        StructField("event_date", DateType()),
+    ]
+)
+PREDICTIONS_PARTITION = ("event_date",)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        *_KAFKA,
+        StructField("error_kind", StringType()),
+        StructField("error_detail", StringType()),
+        StructField("batch_id", LongType()),
+        StructField("quarantined_at", TimestampType()),
+        StructField("quarantined_date", DateType()),
+    ]
+)
+QUARANTINE_PARTITION = ("quarantined_date",)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model scored a row: registered name and version (when from the registry), run id."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}" if self.name else self.uri
+
+
+def _conform(df: DataFrame, schema: StructType) -> DataFrame:
+    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def predictions_rows(
+    scored: DataFrame, model: ModelIdentity, batch_id: int, scored_at: datetime
+) -> DataFrame:
+    """Shape scored events (parse output plus ``prediction``) as predictions-table rows.
+
+    ``event_date`` is the day of ``event_time`` when the event carries one, else of the Kafka
+    timestamp, so that a day's rows can be read alone.
+    """
+    with_lineage = scored.select(
+        "*",
+        F.lit(model.name or model.uri).alias("model_name"),
+        F.lit(model.version).alias("model_version"),
+        F.lit(model.run_id).alias("model_run_id"),
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(scored_at).alias("scored_at"),
+        F.to_date(F.coalesce("event_time", "timestamp")).alias("event_date"),
+    )
+    return _conform(with_lineage, PREDICTIONS_SCHEMA)
+
+
+def quarantine_rows(rejected: DataFrame, batch_id: int, quarantined_at: datetime) -> DataFrame:
+    """Shape rejected records (parse output) as quarantine-table rows."""
+    stamped = rejected.select(
+        "*",
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(quarantined_at).alias("quarantined_at"),
+        F.lit(quarantined_at.date()).alias("quarantined_date"),
+    )
+    return _conform(stamped, QUARANTINE_SCHEMA)

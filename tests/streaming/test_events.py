@@ -1,0 +1,100 @@
+"""parse_events: exact rows for each kind of good and bad record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql.types import (
+    BinaryType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from streaming.event_schema import EventSchema
+from streaming.events import ErrorKind, parse_events
+
+SCHEMA = EventSchema(
+    features=StructType(
+        [
+            StructField("room_type", StringType()),
+            StructField("accommodates", DoubleType()),
+            StructField("bedrooms", DoubleType()),
+        ]
+    ),
+    required=frozenset({"room_type", "accommodates"}),
+)
+RECORDS = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+    ]
+)
+AT = datetime(2026, 11, 23, 12, 0, 0)
+
+
+@pytest.fixture
+def records(spark: SparkSession):  # type: ignore[no-untyped-def]
+    values: list[bytes | None] = [
+        b'{"event_id": "e1", "room_type": "Private room", "accommodates": 2, "bedrooms": 1.5}',
+        b'{"room_type": "Entire home", "accommodates": 4, "bedrooms": null,'
+        b' "event_time": "2026-11-23T10:00:00Z"}',
+        b'{"room_type": "Shared room"}',
+        b'{"room_type": "Shared room", "accommodates": "four"}',
+        b"not json at all",
+        b"\xff\xfe\xfa",
+        None,
+        b"[1, 2, 3]",
+        b'{"room_type": "Hotel", "accommodates": 1, "unknown_extra": true}',
+    ]
+    rows = [(f"k{i}".encode(), v, "listings", i % 2, i, AT) for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, RECORDS)
+
+
+def test_valid_records_become_typed_feature_rows(records) -> None:  # type: ignore[no-untyped-def]
+    valid = parse_events(records, SCHEMA).valid
+    rows = sorted(valid.collect(), key=lambda r: r.offset)
+    assert valid.columns == [
+        "event_id", "key", "event_time", "room_type", "accommodates", "bedrooms",
+        "topic", "partition", "offset", "timestamp",
+    ]  # fmt: skip
+    assert [(r.offset, r.event_id, r.key, r.room_type, r.accommodates, r.bedrooms) for r in rows] == [
+        (0, "e1", "k0", "Private room", 2.0, 1.5),
+        (1, None, "k1", "Entire home", 4.0, None),
+        (8, None, "k8", "Hotel", 1.0, None),
+    ]
+    assert rows[1].event_time == datetime(2026, 11, 23, 10, 0, 0)
+
+
+def test_bad_records_are_quarantined_with_a_reason(records) -> None:  # type: ignore[no-untyped-def]
+    bad = parse_events(records, SCHEMA).quarantined
+    rows = sorted(bad.collect(), key=lambda r: r.offset)
+    assert [(r.offset, r.error_kind, r.error_detail) for r in rows] == [
+        (2, ErrorKind.MISSING_FIELD, "missing field 'accommodates'"),
+        (3, ErrorKind.TYPE_MISMATCH, "field 'accommodates' is not double: four"),
+        (4, ErrorKind.MALFORMED_JSON, "value is not a JSON object: not json at all"),
+        (5, ErrorKind.INVALID_UTF8, "value is not valid UTF-8"),
+        (6, ErrorKind.EMPTY_VALUE, "record has no value (tombstone or null)"),
+        (7, ErrorKind.MALFORMED_JSON, "value is not a JSON object: [1, 2, 3]"),
+    ]
+    assert rows[3].value == b"\xff\xfe\xfa"
+    assert rows[3].key == b"k5"
+    assert (rows[0].topic, rows[0].partition, rows[0].timestamp) == ("listings", 0, AT)
+
+
+def test_every_record_lands_on_exactly_one_side(records) -> None:  # type: ignore[no-untyped-def]
+    parsed = parse_events(records, SCHEMA)
+    offsets = [r.offset for r in parsed.valid.select("offset").collect()] + [
+        r.offset for r in parsed.quarantined.select("offset").collect()
+    ]
+    assert sorted(offsets) == list(range(records.count()))
