@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-
 from streaming.errors import ConfigurationError
 from streaming.jvm_packages import PROJECT_ROOT
 
@@ -80,11 +78,11 @@ class ServiceSettings:
 
     bootstrap_servers: str
     model_uri: str
-    predictions_table: Path
-    quarantine_table: Path
+    predictions_table: str
+    quarantine_table: str
     topics: tuple[str, ...] = ()
     topic_pattern: str | None = None
-    checkpoint: Path | None = None
+    checkpoint: str | None = None
     query_name: str = "inference"
     trigger: Trigger = field(default_factory=Trigger)
     starting_offsets: str = "earliest"
@@ -107,13 +105,13 @@ class ServiceSettings:
             )
         if self.max_offsets_per_trigger is not None and self.max_offsets_per_trigger <= 0:
             raise ConfigurationError("--max-offsets-per-trigger must be a positive number")
-        if self.predictions_table.resolve() == self.quarantine_table.resolve():
+        if self.predictions_table.rstrip("/") == self.quarantine_table.rstrip("/"):
             raise ConfigurationError("--predictions-table and --quarantine-table must differ")
 
     @property
-    def checkpoint_dir(self) -> Path:
+    def checkpoint_dir(self) -> str:
         """The query's checkpoint: ``checkpoints/<query name>`` unless given."""
-        return self.checkpoint or DEFAULT_CHECKPOINT_ROOT / self.query_name
+        return self.checkpoint or str(DEFAULT_CHECKPOINT_ROOT / self.query_name)
 
     @property
     def app_id(self) -> str:

@@ -1,0 +1,233 @@
+"""Start the long-running query: checks at start, then Kafka -> foreachBatch -> Delta."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+from mlflow.tracking import MlflowClient
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from streaming.batch_processor import MicroBatchProcessor
+from streaming.checkpoint import plan_start, read_checkpoint_state
+from streaming.delta_sink import DeltaSink
+from streaming.errors import ConfigurationError
+from streaming.kafka_source import kafka_source_options, read_kafka_stream
+from streaming.metrics import ServiceMetrics
+from streaming.model_provider import ModelProvider
+from streaming.settings import ServiceSettings
+from streaming.tables import (
+    PREDICTIONS_PARTITION,
+    PREDICTIONS_SCHEMA,
+    QUARANTINE_PARTITION,
+    QUARANTINE_SCHEMA,
+)
+
+__all__ = ["InferenceService", "check_broker_reachable"]
+
+log = logging.getLogger(__name__)
+
+
+def check_broker_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
+    """Fail at start when no bootstrap server accepts a TCP connection.
+
+    Raises:
+        ConfigurationError: none of the servers answered.
+    """
+    failures = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as e:
+            failures.append(f"{server.strip()} ({e})")
+    raise ConfigurationError(
+        f"no Kafka broker reachable at {', '.join(failures)}: check --bootstrap-servers"
+    )
+
+
+def _offsets_behind(query: StreamingQuery) -> int | None:
+    progress = query.lastProgress
+    if not progress:
+        return None
+    behind = [
+        int(source.get("metrics", {}).get("maxOffsetsBehindLatest", 0))
+        for source in progress.get("sources", [])
+    ]
+    return max(behind) if behind else None
+
+
+@dataclass
+class InferenceService:
+    """The streaming inference service on one SparkSession.
+
+    Args:
+        spark: The session (built by ``streaming.spark_session``).
+        settings: Validated settings.
+        client: The MLflow registry client.
+        metrics: Service metrics (served over HTTP when ``settings.metrics_port`` is set).
+    """
+
+    spark: SparkSession
+    settings: ServiceSettings
+    client: MlflowClient
+    metrics: ServiceMetrics
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.predictions = DeltaSink(
+            self.spark,
+            s.predictions_table,
+            PREDICTIONS_SCHEMA,
+            PREDICTIONS_PARTITION,
+            app_id=f"{s.app_id}:predictions",
+            properties={"delta.appendOnly": "true"},
+        )
+        self.quarantine = DeltaSink(
+            self.spark,
+            s.quarantine_table,
+            QUARANTINE_SCHEMA,
+            QUARANTINE_PARTITION,
+            app_id=f"{s.app_id}:quarantine",
+        )
+        self.models = ModelProvider(
+            self.spark, s.model_uri, self.client, s.model_poll_seconds, self.metrics
+        )
+        self.query: StreamingQuery | None = None
+        self.processor: MicroBatchProcessor | None = None
+        self._stop_requested = threading.Event()
+
+    def start(self) -> StreamingQuery:
+        """Check the configuration, then start the query.
+
+        Raises:
+            ConfigurationError: unreachable broker, unknown or unusable model, unwritable
+                tables.
+            CheckpointMismatchError: the checkpoint and the tables disagree.
+        """
+        s = self.settings
+        check_broker_reachable(s.bootstrap_servers)
+        self.models.start()
+        self.predictions.ensure_table()
+        self.quarantine.ensure_table()
+        checkpoint = str(s.checkpoint_dir)
+        plan = plan_start(
+            read_checkpoint_state(self.spark, checkpoint),
+            self.predictions.last_batch(),
+            self.quarantine.last_batch(),
+            checkpoint,
+            s.predictions_table,
+        )
+        if plan.replay is not None:
+            log.info(
+                "batch %d was begun before the restart; replaying it with model version %s",
+                plan.replay.batch_id,
+                plan.replay.model_version,
+            )
+        if s.metrics_port is not None:
+            self.metrics.serve(s.metrics_port)
+        self.processor = MicroBatchProcessor(
+            self.models,
+            self.predictions,
+            self.quarantine,
+            self.metrics,
+            replay=plan.replay,
+            lag=lambda: _offsets_behind(self.query) if self.query else None,
+        )
+        options = kafka_source_options(
+            s.bootstrap_servers,
+            topics=s.topics,
+            topic_pattern=s.topic_pattern,
+            starting_offsets=s.starting_offsets,
+            max_offsets_per_trigger=s.max_offsets_per_trigger,
+            extra=s.kafka_options,
+        )
+        records = read_kafka_stream(self.spark, options)
+        if s.dedup_watermark:
+            records = _drop_redelivered(records, s.dedup_watermark)
+        self.query = (
+            records.writeStream.queryName(s.query_name)
+            .option("checkpointLocation", checkpoint)
+            .foreachBatch(self.processor)
+            .trigger(**s.trigger.as_kwargs())  # type: ignore[arg-type]
+            .start()
+        )
+        log.info(
+            "query %s started: %s -> %s (checkpoint %s, model %s)",
+            s.query_name,
+            ",".join(s.topics) or s.topic_pattern,
+            s.predictions_table,
+            checkpoint,
+            self.models.current.identity,
+        )
+        return self.query
+
+    def request_stop(self) -> None:
+        """Ask the service to stop after the batch in flight (safe from a signal handler)."""
+        self._stop_requested.set()
+
+    def run_until_stopped(self, poll_s: float = 0.5) -> None:
+        """Block until the query ends or a stop is requested, then stop cleanly.
+
+        Raises:
+            StreamingQueryException: the query failed (an infrastructure fault); a restart
+                resumes from the checkpoint.
+        """
+        query = self.query
+        if query is None:
+            raise RuntimeError("start() first")
+        while query.isActive and not self._stop_requested.is_set():
+            query.awaitTermination(poll_s)
+        if self._stop_requested.is_set() and query.isActive:
+            log.info("stop requested; finishing the batch in flight")
+            while self.processor is not None and self.processor.in_flight.is_set():
+                self._stop_requested.wait(0.2)
+            query.stop()
+            log.info("query %s stopped", self.settings.query_name)
+        exception = query.exception()
+        if exception is not None:
+            raise exception
+
+
+def _drop_redelivered(records, watermark: str):  # type: ignore[no-untyped-def]
+    """Drop records whose ``event_id`` was already seen within ``watermark`` (producer retries).
+
+    State lives in the checkpoint (RocksDB). Records without an ``event_id`` are never dropped.
+    """
+    from pyspark.sql import functions as F
+
+    event_id = F.get_json_object(F.col("value").cast("string"), "$.event_id")
+    identity = F.coalesce(
+        event_id,
+        F.concat_ws(":", F.lit("offset"), "topic", "partition", "offset"),
+    )
+    return (
+        records.withColumn("_dedup_id", identity)
+        .withWatermark("timestamp", watermark)
+        .dropDuplicatesWithinWatermark(["_dedup_id"])
+        .drop("_dedup_id")
+    )
+
+
+@contextmanager
+def stop_on_signals(service: InferenceService) -> Iterator[None]:
+    """Install SIGTERM/SIGINT handlers that ask ``service`` to stop after its batch in flight."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("received signal %d", signum)
+        service.request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,159 @@
+"""Registered models for the service tests: small, real MLlib pipelines in the real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from kafka import KafkaProducer
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import Imputer, OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.regression import LinearRegression
+from pyspark.sql import DataFrame, SparkSession
+
+from streaming.settings import ServiceSettings, Trigger
+from streaming.tracking import TrackingStore, ensure_experiment
+
+FEATURES = ["room_type", "accommodates", "bedrooms"]
+PIP = ["pyspark==4.2.0"]  # given, so MLflow does not load the model in a subprocess to infer it
+
+
+def training_frame(spark: SparkSession, slope: float = 50.0) -> DataFrame:
+    rows = [
+        (room, float(acc), float(bed) if acc % 3 else None, 20.0 + slope * acc + 10.0 * bed + bonus)
+        for room, bonus in (("Entire home/apt", 80.0), ("Private room", 20.0), ("Shared room", 0.0))
+        for acc in range(1, 9)
+        for bed in range(0, 3)
+    ]
+    return spark.createDataFrame(rows, "room_type string, accommodates double, bedrooms double, price double")
+
+
+def fit_pipeline(train: DataFrame, features: list[str] = FEATURES) -> PipelineModel:
+    numeric = [f for f in features if f != "room_type"]
+    stages = [
+        StringIndexer(inputCol="room_type", outputCol="room_idx", handleInvalid="keep"),
+        OneHotEncoder(inputCol="room_idx", outputCol="room_vec", handleInvalid="keep"),
+        Imputer(inputCols=numeric, outputCols=[f"{c}_imp" for c in numeric]),
+        VectorAssembler(inputCols=["room_vec", *[f"{c}_imp" for c in numeric]], outputCol="features"),
+        LinearRegression(featuresCol="features", labelCol="price", predictionCol="prediction"),
+    ]
+    return Pipeline(stages=stages).fit(train)
+
+
+@dataclass
+class Registry:
+    """Registers versions of one model name in the session's MLflow store."""
+
+    spark: SparkSession
+    store: TrackingStore
+    name: str
+
+    @property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.store.tracking_uri, registry_uri=self.store.tracking_uri)
+
+    def register_spark(
+        self, model: PipelineModel, sample: DataFrame, alias: str | None = "champion", features: list[str] = FEATURES
+    ) -> str:
+        inputs = sample.select(*features).limit(5).toPandas()
+        signature = infer_signature(sample.select(*features), model.transform(sample).select("prediction"))
+        ensure_experiment(self.store, "streaming-tests")
+        with mlflow.start_run():
+            info = mlflow.spark.log_model(
+                model, "model", signature=signature, input_example=inputs,
+                registered_model_name=self.name, pip_requirements=PIP,
+            )  # fmt: skip
+        version = str(info.registered_model_version)
+        if alias:
+            self.client.set_registered_model_alias(self.name, alias, version)
+        return version
+
+    def register_pyfunc(self, python_model: mlflow.pyfunc.PythonModel, example: pd.DataFrame, alias: str | None) -> str:
+        signature = infer_signature(example, pd.DataFrame({"prediction": [1.0] * len(example)}))
+        ensure_experiment(self.store, "streaming-tests")
+        with mlflow.start_run():
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=python_model, signature=signature,
+                input_example=example, registered_model_name=self.name, pip_requirements=["pandas"],
+            )  # fmt: skip
+        version = str(info.registered_model_version)
+        if alias:
+            self.client.set_registered_model_alias(self.name, alias, version)
+        return version
+
+
+@pytest.fixture
+def registry(spark: SparkSession, tracking_store: TrackingStore) -> Registry:
+    return Registry(spark, tracking_store, f"listing-price-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
+def base_model(spark: SparkSession) -> PipelineModel:
+    return fit_pipeline(training_frame(spark))
+
+
+def event(i: int, **overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "event_id": f"e-{i}",
+        "room_type": ["Entire home/apt", "Private room", "Shared room", "Hotel room"][i % 4],
+        "accommodates": float(1 + i % 6),
+        "bedrooms": None if i % 5 == 0 else float(i % 3),
+    }
+    body.update(overrides)
+    return body
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes | None], start_key: int = 0) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i, value in enumerate(values, start=start_key):
+        producer.send(topic, key=f"listing-{i}".encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def mixed_events(count: int, start: int = 0, bad_every: int = 7) -> list[bytes | None]:
+    """``count`` events where every ``bad_every``-th is malformed in a rotating way."""
+    bad: list[bytes | None] = [
+        b"{not json",
+        json.dumps({"room_type": "Private room", "bedrooms": 1.0}).encode(),  # missing accommodates
+        json.dumps(event(0, accommodates="lots")).encode(),
+        b"\xc3\x28",
+        None,
+    ]
+    values: list[bytes | None] = []
+    for i in range(start, start + count):
+        if bad_every and i % bad_every == bad_every - 1:
+            values.append(bad[(i // bad_every) % len(bad)])
+        else:
+            values.append(json.dumps(event(i)).encode())
+    return values
+
+
+@pytest.fixture
+def service_settings(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> Callable[..., ServiceSettings]:
+    def make(model_uri: str, **overrides: object) -> ServiceSettings:
+        values: dict[str, object] = {
+            "bootstrap_servers": kafka_bootstrap,
+            "model_uri": model_uri,
+            "predictions_table": str(tmp_path / "predictions"),
+            "quarantine_table": str(tmp_path / "quarantine"),
+            "topics": (topic,),
+            "checkpoint": str(tmp_path / "checkpoint"),
+            "query_name": "test-query",
+            "trigger": Trigger(interval=None, available_now=True),
+            "model_poll_seconds": 0.0,
+        }
+        values.update(overrides)
+        return ServiceSettings(**values)  # type: ignore[arg-type]
+
+    return make

@@ -1,0 +1,237 @@
+"""The service end to end, in process: real broker, Spark Kafka source, Delta tables, MLflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import deltalake
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from streaming.errors import CheckpointMismatchError, ConfigurationError
+from streaming.metrics import ServiceMetrics
+from streaming.service import InferenceService
+from streaming.settings import ServiceSettings
+from tests.streaming.conftest import FEATURES, Registry, mixed_events, produce, training_frame
+
+
+def run_once(spark: SparkSession, registry: Registry, settings: ServiceSettings) -> InferenceService:
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    service.start()
+    service.run_until_stopped()
+    return service
+
+
+def offsets(spark: SparkSession, table: str) -> list[tuple[int, int]]:
+    rows = spark.read.format("delta").load(table).select("partition", "offset").collect()
+    return [(r.partition, r.offset) for r in rows]
+
+
+def all_offsets_once(spark: SparkSession, settings: ServiceSettings, produced: int) -> None:
+    landed = offsets(spark, settings.predictions_table) + offsets(spark, settings.quarantine_table)
+    assert len(landed) == len(set(landed)), "an offset landed twice"
+    per_partition: dict[int, list[int]] = {}
+    for partition, offset in landed:
+        per_partition.setdefault(partition, []).append(offset)
+    assert sum(len(v) for v in per_partition.values()) == produced
+    for found in per_partition.values():
+        assert sorted(found) == list(range(len(found))), "a gap in a partition's offsets"
+
+
+def test_predictions_match_the_model_and_bad_records_are_quarantined(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    version = registry.register_spark(base_model, training_frame(spark))
+    values = mixed_events(60)
+    produce(kafka_bootstrap, topic, values)
+    settings = service_settings(f"models:/{registry.name}@champion")
+
+    run_once(spark, registry, settings)
+
+    predictions = spark.read.format("delta").load(settings.predictions_table)
+    quarantine = spark.read.format("delta").load(settings.quarantine_table)
+    good = [json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v]
+    assert predictions.count() == len(good)
+    assert quarantine.count() == len(values) - len(good)
+
+    expected_input = spark.createDataFrame(
+        [(e["event_id"], *[e[f] for f in FEATURES]) for e in good],
+        "event_id string, room_type string, accommodates double, bedrooms double",
+    )
+    expected = {r.event_id: r.prediction for r in base_model.transform(expected_input).collect()}
+    actual = {r.event_id: r.prediction for r in predictions.collect()}
+    assert actual == pytest.approx(expected, rel=1e-12)
+
+    lineage = predictions.select("model_name", "model_version", "model_run_id", "topic").distinct().collect()
+    assert len(lineage) == 1
+    assert (lineage[0].model_name, lineage[0].model_version, lineage[0].topic) == (registry.name, version, topic)
+    assert lineage[0].model_run_id
+    keys = {r.event_id: r.key for r in predictions.select("event_id", "key").collect()}
+    assert keys["e-0"] == "listing-0"
+
+    kinds = {r.error_kind: r["count"] for r in quarantine.groupBy("error_kind").count().collect()}
+    assert set(kinds) == {"malformed_json", "missing_field", "type_mismatch", "invalid_utf8", "empty_value"}
+    good_values = {json.dumps(e).encode() for e in good}
+    expected_raw = sorted((v or b"") for v in values if v not in good_values)
+    assert sorted((bytes(r.value) if r.value is not None else b"") for r in quarantine.collect()) == expected_raw
+    assert all(r.error_detail for r in quarantine.collect())
+    all_offsets_once(spark, settings, len(values))
+
+    # Downstream readers see the same table.
+    by_delta_rs = deltalake.DeltaTable(settings.predictions_table).to_pandas()
+    assert len(by_delta_rs) == len(good)
+    assert deltalake.DeltaTable(settings.predictions_table).metadata().partition_columns == ["event_date"]
+
+
+def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(f"models:/{registry.name}@champion", max_offsets_per_trigger=15)
+    produce(kafka_bootstrap, topic, mixed_events(40))
+    run_once(spark, registry, settings)
+    produce(kafka_bootstrap, topic, mixed_events(25, start=40), start_key=40)
+    run_once(spark, registry, settings)
+    run_once(spark, registry, settings)  # nothing new: nothing written
+
+    all_offsets_once(spark, settings, 65)
+    batches = spark.read.format("delta").load(settings.predictions_table).select("batch_id").distinct().count()
+    assert batches >= 5  # 65 records at most 15 per batch
+
+
+def test_a_deleted_checkpoint_with_existing_tables_refuses_to_start(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(f"models:/{registry.name}@champion")
+    produce(kafka_bootstrap, topic, mixed_events(10))
+    run_once(spark, registry, settings)
+    assert settings.checkpoint is not None
+    shutil.rmtree(settings.checkpoint)
+
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    with pytest.raises(CheckpointMismatchError, match="checkpoint .* is empty but table"):
+        service.start()
+
+
+def test_a_deleted_predictions_table_with_a_checkpoint_refuses_to_start(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(f"models:/{registry.name}@champion")
+    produce(kafka_bootstrap, topic, mixed_events(10))
+    run_once(spark, registry, settings)
+    shutil.rmtree(settings.predictions_table)
+
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    with pytest.raises(CheckpointMismatchError, match="holds none of this query's batches"):
+        service.start()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"model_uri": "models:/no-such-model@champion"}, "cannot serve models:/no-such-model@champion"),
+        ({"bootstrap_servers": "127.0.0.1:1"}, "no Kafka broker reachable at 127.0.0.1:1"),
+    ],
+)
+def test_bad_configuration_stops_at_start_with_one_line(
+    spark: SparkSession,
+    registry: Registry,
+    service_settings: Callable[..., ServiceSettings],
+    tracking_store,  # type: ignore[no-untyped-def]
+    override: dict[str, str],
+    message: str,
+) -> None:
+    settings = service_settings(override.get("model_uri", "models:/no-such-model@champion"), **{
+        k: v for k, v in override.items() if k != "model_uri"
+    })
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        service.start()
+    assert "\n" not in str(raised.value)
+
+
+def test_an_unwritable_table_path_stops_at_start(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    service_settings: Callable[..., ServiceSettings],
+    tmp_path: Path,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        settings = service_settings(
+            f"models:/{registry.name}@champion", predictions_table=str(locked / "predictions")
+        )
+        service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+        import os
+
+        if os.geteuid() == 0:
+            # root ignores permission bits; a file in the way is the failure root still meets.
+            settings = service_settings(
+                f"models:/{registry.name}@champion", predictions_table=str(tmp_path / "file" / "t")
+            )
+            (tmp_path / "file").write_text("not a folder")
+            service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+        with pytest.raises(ConfigurationError, match="table"):
+            service.start()
+    finally:
+        locked.chmod(0o700)
+
+
+def test_tables_use_the_default_protocol_for_other_readers(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(f"models:/{registry.name}@champion")
+    produce(kafka_bootstrap, topic, mixed_events(20))
+    run_once(spark, registry, settings)
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{settings.predictions_table}`").collect()[0]
+    assert detail.minReaderVersion == 1
+    assert "deletionVectors" not in (detail.tableFeatures or [])
+
+    import duckdb
+    import duckdb_extension_delta
+
+    ext = Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    con = duckdb.connect()
+    con.execute(f"LOAD '{ext}'")
+    day = spark.read.format("delta").load(settings.predictions_table).select(F.min("event_date")).first()[0]
+    by_duckdb = con.sql(
+        f"SELECT count(*) FROM delta_scan('{settings.predictions_table}') WHERE event_date = DATE '{day}'"
+    ).fetchone()
+    by_spark = spark.read.format("delta").load(settings.predictions_table).where(F.col("event_date") == day).count()
+    assert by_duckdb is not None and by_duckdb[0] == by_spark > 0
