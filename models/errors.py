@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "ModelsError", "RegistryError", "RunNotFoundError"]
+__all__ = ["DataError", "ModelsError", "RegistryError", "RunNotFoundError", "SettingsError"]
 
 
 class ModelsError(Exception):
@@ -19,3 +19,7 @@ class RunNotFoundError(ModelsError):
 
 class RegistryError(ModelsError):
     """A registered model or alias the command needs does not exist."""
+
+
+class SettingsError(ModelsError, ValueError):
+    """An option is out of range or inconsistent (also a ``ValueError``)."""

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql import types as T  # noqa: N812
 
-from models.errors import DataError
+from models.errors import DataError, SettingsError
 
 __all__ = [
     "CATEGORICAL_COLUMNS",
@@ -38,6 +38,7 @@ __all__ = [
     "delta_version",
     "generate_listings",
     "holdout_flag",
+    "is_missing_local_path",
     "listings_schema",
     "load_listings",
     "next_listing_id",
@@ -194,10 +195,10 @@ def generate_listings(n: int, seed: int = 42, start_id: int = 1) -> pd.DataFrame
         where missing) and ``price``.
 
     Raises:
-        ValueError: ``n`` is negative.
+        SettingsError: ``n`` is negative.
     """
     if n < 0:
-        raise ValueError(f"cannot generate {n} rows")
+        raise SettingsError(f"cannot generate {n} rows")
     rng = np.random.default_rng(seed)
 
     neighbourhood = _pick(rng, {k: v[3] for k, v in _NEIGHBOURHOODS.items()}, n)
@@ -383,14 +384,19 @@ def _local_path(path: str) -> Path | None:
     return None
 
 
+def is_missing_local_path(path: str) -> bool:
+    """Whether ``path`` is a local path (or ``file:`` URI) that does not exist."""
+    local = _local_path(path)
+    return local is not None and not local.exists()
+
+
 def check_data_path(path: str) -> None:
     """Fail early when a local data path does not exist (remote URIs are checked on read).
 
     Raises:
         DataError: the local path does not exist.
     """
-    local = _local_path(path)
-    if local is not None and not local.exists():
+    if is_missing_local_path(path):
         raise DataError(
             f"data path {path} does not exist: give a Delta table, a Parquet or CSV path "
             "(--data-path / MODELS_DATA_PATH), or create one with `python -m models generate-data`"
@@ -572,10 +578,10 @@ def split_listings(
         ``(train, holdout)``.
 
     Raises:
-        ValueError: the fraction is not strictly between 0 and 1.
+        SettingsError: the fraction is not strictly between 0 and 1.
     """
     if not 0 < holdout_fraction < 1:
-        raise ValueError(f"holdout fraction must be between 0 and 1, got {holdout_fraction}")
+        raise SettingsError(f"holdout fraction must be between 0 and 1, got {holdout_fraction}")
     flag = holdout_flag(key_columns, seed, holdout_fraction)
     return frame.where(~flag), frame.where(flag)
 

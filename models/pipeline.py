@@ -10,6 +10,7 @@ from pyspark.ml import Pipeline
 from pyspark.ml.feature import Imputer, StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
 
+from models.errors import SettingsError
 from models.listings import CATEGORICAL_COLUMNS, LABEL_COLUMN, NUMERIC_COLUMNS
 
 __all__ = [
@@ -47,9 +48,9 @@ class RegressorParams:
 
     def __post_init__(self) -> None:
         if self.kind not in ("random-forest", "gbt"):
-            raise ValueError(f"regressor {self.kind!r} is not random-forest or gbt")
+            raise SettingsError(f"regressor {self.kind!r} is not random-forest or gbt")
         if self.num_trees < 1 or self.max_depth < 0 or self.max_bins < 2:
-            raise ValueError(
+            raise SettingsError(
                 "num_trees must be >= 1, max_depth >= 0 and max_bins >= 2, got "
                 f"{self.num_trees}, {self.max_depth}, {self.max_bins}"
             )

@@ -13,6 +13,7 @@ import mlflow.spark
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, DataType, Schema
 from pyspark.ml import PipelineModel
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.regression import GBTRegressionModel, RandomForestRegressionModel
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from models import lineage, plots
 from models.aliases import DEFAULT_MODEL_NAME, assign_new_version_aliases
+from models.errors import DataError, SettingsError
 from models.experiments import (
     COMMAND_TAG,
     DEFAULT_EXPERIMENT_NAME,
@@ -64,6 +66,8 @@ __all__ = [
     "log_evaluation",
     "log_spark_model",
     "log_training_record",
+    "max_bins_for",
+    "model_signature",
     "prepare_data",
     "train",
 ]
@@ -107,9 +111,9 @@ class TrainingSpec:
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout fraction must be in (0, 1), got {self.holdout_fraction}")
+            raise SettingsError(f"holdout fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.partitions < 1:
-            raise ValueError(f"partitions must be >= 1, got {self.partitions}")
+            raise SettingsError(f"partitions must be >= 1, got {self.partitions}")
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
@@ -156,11 +160,11 @@ class TrainingSpec:
 
         Raises:
             KeyError: a param is missing (the run was not made by ``train`` or ``tune``).
-            ValueError: a param does not parse.
+            SettingsError: a param does not parse or is out of range.
         """
         version, data_format = params["data_version"], params["data_format"]
         if data_format not in get_args(DataFormat):
-            raise ValueError(f"data_format {data_format!r} is not one of {get_args(DataFormat)}")
+            raise SettingsError(f"data_format {data_format!r} is not one of {get_args(DataFormat)}")
         regressor = RegressorParams()
         if not data_only:
             regressor = RegressorParams(
@@ -216,7 +220,6 @@ def prepare_data(spark: SparkSession, spec: TrainingSpec) -> PreparedData:
     Raises:
         DataError: the data cannot be read, misses a column, or has no usable rows.
     """
-    from models.errors import DataError
 
     data = load_listings(
         spark, spec.source, spec.categorical_columns, spec.numeric_columns, spec.label_column
@@ -235,12 +238,14 @@ def prepare_data(spark: SparkSession, spec: TrainingSpec) -> PreparedData:
     return PreparedData(data=data, train=train, holdout=holdout, rows=rows, fingerprint=fingerprint)
 
 
-def _category_counts(train: DataFrame, categorical_columns: tuple[str, ...]) -> dict[str, int]:
-    if not categorical_columns:
-        return {}
-    row = train.agg(*[F.count_distinct(c).alias(c) for c in categorical_columns]).first()
-    assert row is not None
-    return {c: int(row[c]) for c in categorical_columns}
+def max_bins_for(spec: TrainingSpec, train: DataFrame) -> int:
+    """The spec's ``max_bins``, raised to fit the widest categorical of the train split."""
+    counts: dict[str, int] = {}
+    if spec.categorical_columns:
+        row = train.agg(*[F.count_distinct(c).alias(c) for c in spec.categorical_columns]).first()
+        assert row is not None
+        counts = {c: int(row[c]) for c in spec.categorical_columns}
+    return effective_max_bins(spec.regressor.max_bins, counts)
 
 
 def fit_pipeline(spec: TrainingSpec, train: DataFrame) -> tuple[PipelineModel, int]:
@@ -249,9 +254,7 @@ def fit_pipeline(spec: TrainingSpec, train: DataFrame) -> tuple[PipelineModel, i
     Returns:
         The fitted model and the ``max_bins`` used (raised for wide categoricals).
     """
-    max_bins = effective_max_bins(
-        spec.regressor.max_bins, _category_counts(train, spec.categorical_columns)
-    )
+    max_bins = max_bins_for(spec, train)
     pipeline = build_pipeline(
         spec.regressor,
         spec.seed,
@@ -355,11 +358,20 @@ def log_evaluation(
     return metrics
 
 
-def _signature(
-    model: PipelineModel, example: pd.DataFrame, holdout: DataFrame, features: tuple[str, ...]
-) -> ModelSignature:
-    sample = holdout.select(*features).limit(len(example) or 1)
-    return infer_signature(sample, model.transform(sample).select(PREDICTION_COLUMN))
+def model_signature(features: DataFrame) -> ModelSignature:
+    """The signature every price model is logged with, MLlib or scikit-learn.
+
+    Args:
+        features: A frame of exactly the feature columns (only its schema is used).
+
+    Returns:
+        Inputs: the feature columns as MLflow ``string`` (categoricals) and ``double``
+        (numerics); output: ``prediction`` (``double``).
+    """
+    inputs = infer_signature(features.limit(0)).inputs
+    return ModelSignature(
+        inputs=inputs, outputs=Schema([ColSpec(DataType.double, PREDICTION_COLUMN)])
+    )
 
 
 def log_spark_model(
@@ -378,7 +390,7 @@ def log_spark_model(
     return mlflow.spark.log_model(
         model,
         "model",
-        signature=_signature(model, example, prepared.holdout, spec.feature_columns),
+        signature=model_signature(prepared.holdout.select(*spec.feature_columns)),
         input_example=example,
         registered_model_name=registered_model_name,
         pip_requirements=lineage.pinned_requirements("pyspark", "mlflow"),

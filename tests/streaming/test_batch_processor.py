@@ -1,0 +1,186 @@
+"""The foreachBatch seam called directly: processor(records, batch_id), no stream at all."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame, SparkSession
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from streaming.batch_processor import MicroBatchProcessor
+from streaming.delta_sink import BatchRecord, DeltaSink
+from streaming.metrics import ServiceMetrics
+from streaming.model_provider import ModelProvider
+from streaming.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA, QUARANTINE_PARTITION, QUARANTINE_SCHEMA
+from streaming.tracking import ensure_experiment
+from tests.streaming.conftest import FEATURES, Registry, event, fit_pipeline, mixed_events, training_frame
+
+AT = datetime(2026, 11, 23, 12, 0)
+RECORDS = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp"
+
+
+def records(spark: SparkSession, values: list[bytes | None], first_offset: int = 0) -> DataFrame:
+    rows = [(f"k{i}".encode(), v, "listings", 0, first_offset + i, AT) for i, v in enumerate(values)]
+    return spark.createDataFrame(rows, RECORDS)
+
+
+def processor_for(spark: SparkSession, registry: Registry, tmp_path: Path, uri: str) -> MicroBatchProcessor:
+    models = ModelProvider(spark, uri, registry.client, poll_seconds=0.0, metrics=ServiceMetrics())
+    models.start()
+    predictions = DeltaSink(spark, str(tmp_path / "p"), PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION, "q:predictions")
+    quarantine = DeltaSink(spark, str(tmp_path / "q"), QUARANTINE_SCHEMA, QUARANTINE_PARTITION, "q:quarantine")
+    predictions.ensure_table()
+    quarantine.ensure_table()
+    return MicroBatchProcessor(models, predictions, quarantine, clock=lambda: AT)
+
+
+def versions_by_batch(spark: SparkSession, tmp_path: Path) -> dict[int, set[str]]:
+    rows = spark.read.format("delta").load(str(tmp_path / "p")).select("batch_id", "model_version").collect()
+    found: dict[int, set[str]] = {}
+    for r in rows:
+        found.setdefault(r.batch_id, set()).add(r.model_version)
+    return found
+
+
+def test_a_replayed_batch_is_written_once(
+    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    batch = records(spark, mixed_events(14))
+
+    first = process(batch, 0)
+    process(batch, 0)  # Spark re-runs a batch after a crash before its checkpoint commit
+
+    assert (first.predictions, first.quarantined) == (12, 2)
+    assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 12
+    assert spark.read.format("delta").load(str(tmp_path / "q")).count() == 2
+    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1", 12)
+
+
+def test_an_empty_batch_still_records_its_id(
+    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    process(records(spark, []), 0)
+    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1", 0)
+
+
+def test_the_alias_is_followed_between_batches_and_never_within_one(
+    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    process(records(spark, mixed_events(10, bad_every=0)), 0)
+
+    steeper = fit_pipeline(training_frame(spark, slope=90.0))
+    v2 = registry.register_spark(steeper, training_frame(spark), alias="champion")
+    outcome = process(records(spark, mixed_events(10, bad_every=0), first_offset=10), 1)
+
+    assert outcome.model_version == v2 == "2"
+    assert versions_by_batch(spark, tmp_path) == {0: {"1"}, 1: {"2"}}
+    scored = spark.read.format("delta").load(str(tmp_path / "p")).where("batch_id = 1")
+    expected = steeper.transform(
+        spark.createDataFrame([tuple(event(i)[f] for f in FEATURES) for i in range(10)], "room_type string, accommodates double, bedrooms double")
+    ).collect()
+    assert sorted(r.prediction for r in scored.collect()) == pytest.approx(sorted(r.prediction for r in expected))
+    assert process.metrics.model_swaps._value.get() == 1
+
+
+def test_a_version_needing_fields_events_lack_is_rejected_and_the_old_one_serves(
+    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    base = training_frame(spark)
+    wider = base.withColumn("beds", base.accommodates / 2)
+    incompatible = fit_pipeline(wider, features=[*FEATURES, "beds"])
+    registry.register_spark(incompatible, wider, alias="champion", features=[*FEATURES, "beds"])
+
+    outcome = process(records(spark, mixed_events(10, bad_every=0)), 0)
+
+    assert outcome.model_version == "1"
+    assert outcome.predictions == 10
+    failures = process.metrics.model_swap_failures.labels(reason="version_rejected")._value.get()
+    assert failures == 1
+    process(records(spark, mixed_events(5, bad_every=0), first_offset=10), 1)  # not retried
+    assert process.metrics.model_swap_failures.labels(reason="version_rejected")._value.get() == 1
+
+
+def test_an_unreachable_registry_leaves_the_current_model_serving(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    process.models.client = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
+
+    outcome = process(records(spark, mixed_events(6, bad_every=0)), 0)
+
+    assert (outcome.model_version, outcome.predictions) == ("1", 6)
+    failures = process.metrics.model_swap_failures.labels(reason="registry_unreachable")._value.get()
+    assert failures == 1
+
+
+def _sklearn_model(registry: Registry, alias: str) -> tuple[str, object]:
+    frame = pd.DataFrame([event(i) for i in range(60)])[FEATURES]
+    frame["bedrooms"] = frame["bedrooms"].astype(float)
+    target = 30.0 * frame["accommodates"] + 5.0
+    model = make_pipeline(
+        ColumnTransformer(
+            [
+                ("rooms", OneHotEncoder(handle_unknown="ignore"), ["room_type"]),
+                ("numbers", SimpleImputer(), ["accommodates", "bedrooms"]),
+            ]
+        ),
+        LinearRegression(),
+    ).fit(frame, target)
+    ensure_experiment(registry.store, "streaming-tests")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, pd.DataFrame({"prediction": model.predict(frame)})),
+            input_example=frame.head(3),
+            registered_model_name=registry.name,
+            pip_requirements=["scikit-learn"],
+            skops_trusted_types=["numpy.dtype"],
+        )
+    version = str(info.registered_model_version)
+    registry.client.set_registered_model_alias(registry.name, alias, version)
+    return version, model
+
+
+def test_a_scikit_learn_model_is_served_through_spark_udf(
+    spark: SparkSession, registry: Registry, tmp_path: Path
+) -> None:
+    version, model = _sklearn_model(registry, "champion")
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    assert process.models.current.flavor == "pyfunc"
+
+    values = mixed_events(12)
+    outcome = process(records(spark, values), 0)
+
+    good = [json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v]
+    frame = pd.DataFrame(good)[FEATURES].astype({"bedrooms": float})
+    expected = dict(zip([g["event_id"] for g in good], model.predict(frame), strict=True))  # type: ignore[attr-defined]
+    actual = {r.event_id: r.prediction for r in spark.read.format("delta").load(str(tmp_path / "p")).collect()}
+    assert outcome.model_version == version
+    assert actual == pytest.approx(expected)

@@ -1,0 +1,180 @@
+"""The service as users run it: ``python -m streaming run`` in its own process.
+
+Crashes are real: the process group (Python driver and its JVM) gets SIGKILL mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import deltalake
+from pyspark.sql import SparkSession
+
+from streaming.jvm_packages import PROJECT_ROOT
+from streaming.tracking import TrackingStore
+from tests.streaming.conftest import Registry, mixed_events, produce, training_frame
+from tests.streaming.test_service import all_offsets_once
+
+
+class ServiceProcess:
+    """One ``python -m streaming run`` with its options, logging to a file."""
+
+    def __init__(self, tmp_path: Path, store: TrackingStore, options: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": store.tracking_uri,
+            "PYSPARK_PYTHON": sys.executable,
+            "SPARK_LOG_LEVEL": "ERROR",
+        }
+        self.args = [sys.executable, "-m", "streaming", "run"]
+        for key, value in options.items():
+            self.args += [f"--{key}", value]
+        self.runs = 0
+
+    def start(self, *extra: str) -> subprocess.Popen[bytes]:
+        self.runs += 1
+        log = open(self.tmp_path / f"service-{self.runs}.log", "wb")  # noqa: SIM115
+        return subprocess.Popen(
+            [*self.args, *extra],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return (self.tmp_path / f"service-{self.runs}.log").read_text(errors="replace")
+
+
+def committed_batches(table: Path) -> int:
+    try:
+        return len(deltalake.DeltaTable(str(table)).history()) - 1  # minus the CREATE
+    except Exception:
+        return 0
+
+
+def wait_for_batches(table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "service exited early"
+        found = committed_batches(table)
+        if found >= at_least:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {at_least} batches within {timeout_s}s")
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+def _options(kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Path) -> dict[str, str]:
+    return {
+        "bootstrap-servers": kafka_bootstrap,
+        "topic": topic,
+        "model-uri": f"models:/{registry.name}@champion",
+        "predictions-table": str(tmp_path / "predictions"),
+        "quarantine-table": str(tmp_path / "quarantine"),
+        "checkpoint": str(tmp_path / "checkpoint"),
+        "query-name": "crash-test",
+        "max-offsets-per-trigger": "25",
+        "master": "local[2]",
+        "conf": "spark.ui.enabled=false",
+    }
+
+
+def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    tracking_store: TrackingStore,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    produced = 400
+    produce(kafka_bootstrap, topic, mixed_events(produced))
+    service = ServiceProcess(tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path))
+    predictions = tmp_path / "predictions"
+
+    seen = 0
+    for kill_after in (1, 2, 2):
+        process = service.start("--trigger", "500ms")
+        seen = wait_for_batches(predictions, seen + kill_after, process)
+        time.sleep(0.3 * kill_after)  # land somewhere inside a later batch
+        kill_group(process)
+
+    final = service.start("--trigger", "available-now")
+    assert final.wait(300) == 0, service.log()
+
+    table_settings = type("S", (), {"predictions_table": str(predictions), "quarantine_table": str(tmp_path / "quarantine")})
+    all_offsets_once(spark, table_settings, produced)  # type: ignore[arg-type]
+
+
+def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    tracking_store: TrackingStore,
+    kafka_bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    produce(kafka_bootstrap, topic, mixed_events(200))
+    service = ServiceProcess(tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path))
+    process = service.start("--trigger", "500ms")
+    wait_for_batches(tmp_path / "predictions", 2, process)
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(120) == 0, service.log()
+    log = service.log()
+    assert "stop requested" in log
+    assert '"event": "batch"' in log
+
+    committed = max(int(p.name) for p in (tmp_path / "checkpoint" / "commits").iterdir() if p.name.isdigit())
+    last_in_table = max(
+        r.batch_id for r in spark.read.format("delta").load(str(tmp_path / "predictions")).select("batch_id").distinct().collect()
+    )
+    assert last_in_table <= committed + 1
+    assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
+
+
+def test_a_configuration_error_is_one_line_and_exit_code_2(
+    tracking_store: TrackingStore, kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_store.tracking_uri, "PYSPARK_PYTHON": sys.executable}
+    result = subprocess.run(
+        [sys.executable, "-m", "streaming", "--log-level", "ERROR", "run",
+         "--bootstrap-servers", kafka_bootstrap, "--topic", topic,
+         "--model-uri", "models:/never-registered@champion",
+         "--predictions-table", str(tmp_path / "p"), "--quarantine-table", str(tmp_path / "q"),
+         "--checkpoint", str(tmp_path / "c"), "--master", "local[1]"],
+        env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert "cannot serve models:/never-registered@champion" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_missing_option_is_reported_before_spark_starts(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "streaming", "run", "--topic", "t"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("STREAMING_")},
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --bootstrap-servers is required (or set STREAMING_BOOTSTRAP_SERVERS)"
+    )
