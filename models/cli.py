@@ -21,7 +21,7 @@ from models.errors import ModelsError
 from models.experiments import DEFAULT_EXPERIMENT_NAME
 from models.listings import DataSource, check_data_path
 from models.pipeline import RegressorParams
-from models.training import TrainingSpec
+from models.training import DEFAULT_SPLIT_SEED, TrainingSpec
 from streaming.errors import StreamingError
 from streaming.tracking import TrackingStore
 
@@ -99,14 +99,12 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    _option(
-        parser,
-        "--data-path",
-        "MODELS_DATA_PATH",
-        "training data: a Delta table, Parquet or CSV path",
-        required=required,
-    )
+def _data_options(
+    parser: argparse.ArgumentParser,
+    required: bool = True,
+    what: str = "training data: a Delta table, Parquet or CSV path",
+) -> None:
+    _option(parser, "--data-path", "MODELS_DATA_PATH", what, required=required)
     _option(
         parser,
         "--data-format",
@@ -126,8 +124,14 @@ def _data_options(parser: argparse.ArgumentParser, required: bool = True) -> Non
 
 def _training_options(parser: argparse.ArgumentParser, grid: bool) -> None:
     _data_options(parser)
+    _option(parser, "--seed", "MODELS_SEED", "seed of the regressor", default=42, type=int)
     _option(
-        parser, "--seed", "MODELS_SEED", "seed of the split and the regressor", default=42, type=int
+        parser,
+        "--split-seed",
+        "MODELS_SPLIT_SEED",
+        "salt of the holdout split (keep it equal across runs you want to compare)",
+        default=DEFAULT_SPLIT_SEED,
+        type=int,
     )
     _option(
         parser,
@@ -232,7 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         "promote", help="move champion to the challenger if it is better on the pinned holdout"
     )
     _common_options(promote)
-    _data_options(promote, required=False)
+    _data_options(
+        promote,
+        required=False,
+        what="holdout data (default: the data and Delta version the challenger's run read)",
+    )
     _option(
         promote,
         "--min-improvement",
@@ -313,6 +321,7 @@ def _spec(args: argparse.Namespace, grid: bool) -> TrainingSpec:
         ),
         seed=args.seed,
         holdout_fraction=args.holdout_fraction,
+        split_seed=args.split_seed,
         partitions=args.partitions,
     )
 
@@ -386,6 +395,8 @@ def _promote(args: argparse.Namespace) -> int:
     )
     decision = promote(_spark(args, "promote"), _store(args), settings)
     print(("promoted" if decision.promoted else "kept") + f": {decision.reason}")
+    if decision.caveat:
+        print(f"caveat: {decision.caveat}")
     print(f"run {decision.run_id}")
     return 0
 
@@ -440,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     session_before = SparkSession.getActiveSession()

@@ -38,6 +38,7 @@ __all__ = [
     "decide_promotion",
     "promote",
     "score_model_version",
+    "split_caveat",
 ]
 
 _log = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ class PromoteSettings:
         min_improvement: Relative RMSE improvement the challenger needs (0.05 = 5% lower);
             0 means any strictly lower RMSE.
         data_path: Holdout data; default: the data the challenger's run recorded.
-        data_version: Delta version of ``data_path``; default: the challenger run's version
-            (when the path is the recorded one), else the latest.
+        data_version: Delta version to read; default: the challenger run's version when the
+            path is the recorded one, else the latest.
         experiment_name: MLflow experiment the decision run is logged to.
         experiment_id: Existing experiment to use instead (``mlflow run`` passes one).
     """
@@ -84,6 +85,8 @@ class PromotionDecision:
         challenger_metrics: Holdout metrics of the challenger (empty when not scored).
         champion_metrics: Holdout metrics of the champion (empty when not scored).
         run_id: The MLflow run recording the decision.
+        caveat: Why the comparison may flatter the champion (it was trained with another
+            split, so some holdout rows may have been in its training data), or ``None``.
     """
 
     promoted: bool
@@ -93,6 +96,7 @@ class PromotionDecision:
     challenger_metrics: Mapping[str, float]
     champion_metrics: Mapping[str, float]
     run_id: str
+    caveat: str | None = None
 
 
 def decide_promotion(
@@ -152,11 +156,28 @@ def _holdout_spec(client: MlflowClient, run_id: str, settings: PromoteSettings) 
             f"the challenger's run {run_id} holds no usable data record ({e}): "
             "give --data-path (and --data-version) to score on"
         ) from e
-    if settings.data_path is None:
+    if settings.data_path is None or settings.data_path == spec.source.path:
+        # The recorded table: stay on the recorded version unless told otherwise.
         if settings.data_version is None:
             return spec
         return replace(spec, source=replace(spec.source, version=settings.data_version))
     return replace(spec, source=DataSource(settings.data_path, version=settings.data_version))
+
+
+def split_caveat(champion_params: Mapping[str, str], spec: TrainingSpec) -> str | None:
+    """Say when the champion was not trained with the holdout split used to judge it.
+
+    Returns:
+        A sentence, or ``None`` when the champion's run recorded the same split.
+    """
+    recorded = (champion_params.get("split_seed"), champion_params.get("holdout_fraction"))
+    if recorded == (str(spec.split_seed), str(spec.holdout_fraction)):
+        return None
+    return (
+        f"the champion was trained with split_seed={recorded[0]}, "
+        f"holdout_fraction={recorded[1]} (this holdout: {spec.split_seed}, "
+        f"{spec.holdout_fraction}): some holdout rows may be in its training data"
+    )
 
 
 def promote(
@@ -164,8 +185,8 @@ def promote(
 ) -> PromotionDecision:
     """Compare ``challenger`` and ``champion`` on the same holdout; move ``champion`` if better.
 
-    The holdout is the challenger run's: same data path and Delta version, same seed and
-    fraction, rows chosen by a hash of their id. The decision, both versions and both
+    The holdout is the challenger run's: same data path and Delta version, same split seed
+    and fraction, rows chosen by a hash of their id. The decision, both versions and both
     metrics are logged to a ``promote`` run.
 
     Returns:
@@ -190,6 +211,7 @@ def promote(
     champion_metrics: dict[str, float] = {}
     spec: TrainingSpec | None = None
     holdout_rows = 0
+    caveat: str | None = None
     if champion is None:
         promoted, reason = True, "there is no champion yet"
     elif champion.version == challenger.version:
@@ -197,19 +219,15 @@ def promote(
     else:
         spec = _holdout_spec(client, str(challenger.run_id), settings)
         prepared = prepare_data(spark, spec)
+        columns = (spec.feature_columns, spec.label_column)
         try:
             holdout_rows = prepared.holdout.count()
-            challenger_metrics, champion_metrics = (
-                score_model_version(
-                    spark,
-                    client,
-                    name,
-                    str(version.version),
-                    prepared.holdout,
-                    spec.feature_columns,
-                    spec.label_column,
-                )
-                for version in (challenger, champion)
+            holdout = prepared.holdout
+            challenger_metrics = score_model_version(
+                spark, client, name, str(challenger.version), holdout, *columns
+            )
+            champion_metrics = score_model_version(
+                spark, client, name, str(champion.version), holdout, *columns
             )
         finally:
             prepared.release()
@@ -217,6 +235,7 @@ def promote(
         promoted, reason = decide_promotion(
             challenger_metrics["rmse"], champion_metrics["rmse"], settings.min_improvement
         )
+        caveat = split_caveat(client.get_run(str(champion.run_id)).data.params, spec)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name="promote") as run:
         mlflow.set_tags(
@@ -224,6 +243,7 @@ def promote(
                 COMMAND_TAG: "promote",
                 "promotion.decision": "promoted" if promoted else "kept",
                 "promotion.reason": reason,
+                **({"promotion.caveat": caveat} if caveat else {}),
             }
         )
         mlflow.log_params(
@@ -236,7 +256,7 @@ def promote(
                     {
                         "data_path": spec.source.path,
                         "data_version": str(spec.source.version),
-                        "seed": spec.seed,
+                        "split_seed": spec.split_seed,
                         "holdout_fraction": spec.holdout_fraction,
                         "holdout_rows": holdout_rows,
                     }
@@ -254,6 +274,8 @@ def promote(
         if promoted:
             client.set_registered_model_alias(name, CHAMPION, str(challenger.version))
     _log.info("promote %s: %s", name, reason)
+    if caveat:
+        _log.warning("promote %s: %s", name, caveat)
     return PromotionDecision(
         promoted=promoted,
         reason=reason,
@@ -262,4 +284,5 @@ def promote(
         challenger_metrics=challenger_metrics,
         champion_metrics=champion_metrics,
         run_id=run.info.run_id,
+        caveat=caveat,
     )

@@ -13,9 +13,12 @@ from sklearn.preprocessing import OneHotEncoder
 
 from models.listings import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS
 
-__all__ = ["MISSING_CATEGORY", "build_sklearn_pipeline"]
+__all__ = ["MISSING_CATEGORY", "SKOPS_TRUSTED_TYPES", "build_sklearn_pipeline"]
 
 MISSING_CATEGORY = "__missing__"
+# MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
+# Reviewed: the forest's node arrays and numpy dtypes; nothing that runs code on load.
+SKOPS_TRUSTED_TYPES = ("numpy.dtype", "sklearn.tree._tree.Tree")
 
 
 def build_sklearn_pipeline(

@@ -53,6 +53,7 @@ from models.pipeline import (
 from streaming.tracking import TrackingStore
 
 __all__ = [
+    "DEFAULT_SPLIT_SEED",
     "METRIC_NAMES",
     "PreparedData",
     "TrainResult",
@@ -75,6 +76,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 METRIC_NAMES: Final = ("rmse", "mae", "r2")
+DEFAULT_SPLIT_SEED: Final = 42
 _RESIDUAL_SAMPLE_ROWS: Final = 5000
 
 
@@ -91,8 +93,11 @@ class TrainingSpec:
     Attributes:
         source: The training data; its Delta version is pinned when the data is read.
         regressor: Tree hyper-parameters.
-        seed: Seed of the holdout split and the regressor.
+        seed: Seed of the regressor (and of the tuning folds).
         holdout_fraction: Share of rows held out for metrics, chosen by a hash of the row key.
+        split_seed: Salt of that hash. Kept apart from ``seed`` so that models trained with
+            different seeds share one holdout, and promotion compares them on rows neither
+            was trained on.
         partitions: Partitions the data is laid out in before fitting (seeded draws are
             per partition, so this is part of what makes a run repeatable).
         categorical_columns: String features.
@@ -104,6 +109,7 @@ class TrainingSpec:
     regressor: RegressorParams = field(default_factory=RegressorParams)
     seed: int = 42
     holdout_fraction: float = 0.2
+    split_seed: int = DEFAULT_SPLIT_SEED
     partitions: int = 4
     categorical_columns: tuple[str, ...] = CATEGORICAL_COLUMNS
     numeric_columns: tuple[str, ...] = NUMERIC_COLUMNS
@@ -133,6 +139,7 @@ class TrainingSpec:
             "data_version": "none" if self.source.version is None else str(self.source.version),
             "seed": str(self.seed),
             "holdout_fraction": str(self.holdout_fraction),
+            "split_seed": str(self.split_seed),
             "partitions": str(self.partitions),
             "label_column": self.label_column,
             "categorical_columns": ",".join(self.categorical_columns),
@@ -183,6 +190,7 @@ class TrainingSpec:
             regressor=regressor,
             seed=int(params["seed"]),
             holdout_fraction=float(params["holdout_fraction"]),
+            split_seed=int(params["split_seed"]),
             partitions=int(params["partitions"]),
             categorical_columns=_split_names(params["categorical_columns"]),
             numeric_columns=_split_names(params["numeric_columns"]),
@@ -220,13 +228,14 @@ def prepare_data(spark: SparkSession, spec: TrainingSpec) -> PreparedData:
     Raises:
         DataError: the data cannot be read, misses a column, or has no usable rows.
     """
-
     data = load_listings(
         spark, spec.source, spec.categorical_columns, spec.numeric_columns, spec.label_column
     )
     arranged = arrange_partitions(data.frame, data.key_columns, spec.partitions)
     rows, fingerprint = data_fingerprint(data.frame)
-    train, holdout = split_listings(arranged, data.key_columns, spec.seed, spec.holdout_fraction)
+    train, holdout = split_listings(
+        arranged, data.key_columns, spec.split_seed, spec.holdout_fraction
+    )
     train, holdout = train.cache(), holdout.cache()
     if train.isEmpty() or holdout.isEmpty():
         train.unpersist()
@@ -300,7 +309,7 @@ def log_environment() -> None:
 
 def log_data_record(spec: TrainingSpec, prepared: PreparedData) -> None:
     """Log what was read and how it was split: path, format, Delta version, rows, fingerprint,
-    seed, holdout fraction, partitions, columns."""
+    seeds, holdout fraction, partitions, columns."""
     data = prepared.data
     mlflow.log_params(
         {
@@ -450,12 +459,13 @@ def train(spark: SparkSession, store: TrackingStore, settings: TrainSettings) ->
     Raises:
         DataError: the data cannot be read or lacks a needed column.
     """
-    experiment_id = open_experiment(store, settings.experiment_name, settings.experiment_id)
+    # Data first: a bad path or table fails before anything is created in the store.
     prepared = prepare_data(spark, settings.spec)
     spec = replace(
         settings.spec, source=replace(settings.spec.source, version=prepared.data.version)
     )
     try:
+        experiment_id = open_experiment(store, settings.experiment_name, settings.experiment_id)
         with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:
             mlflow.set_tag(COMMAND_TAG, "train")
             log_environment()

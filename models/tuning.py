@@ -35,7 +35,7 @@ from models.experiments import (
     registry_client,
 )
 from models.pipeline import PREDICTION_COLUMN, build_pipeline
-from models.sklearn_pipeline import build_sklearn_pipeline
+from models.sklearn_pipeline import SKOPS_TRUSTED_TYPES, build_sklearn_pipeline
 from models.training import (
     PreparedData,
     TrainingSpec,
@@ -151,7 +151,11 @@ def _register(
 
 
 def _tune_spark(
-    store: TrackingStore, settings: TuneSettings, spec: TrainingSpec, prepared: PreparedData
+    store: TrackingStore,
+    settings: TuneSettings,
+    spec: TrainingSpec,
+    prepared: PreparedData,
+    run_id: str,
 ) -> BackendResult:
     max_bins = max_bins_for(spec, prepared.train)
     pipeline = build_pipeline(
@@ -212,7 +216,7 @@ def _tune_spark(
         store, settings.model_name if settings.register else None, info.registered_model_version
     )
     return BackendResult(
-        run_id="",
+        run_id=run_id,
         best_params=best,
         metrics=metrics,
         model_name=settings.model_name if settings.register else None,
@@ -231,7 +235,11 @@ def _sklearn_metrics(actual: Sequence[float], predicted: Sequence[float]) -> dic
 
 
 def _tune_sklearn(
-    store: TrackingStore, settings: TuneSettings, spec: TrainingSpec, prepared: PreparedData
+    store: TrackingStore,
+    settings: TuneSettings,
+    spec: TrainingSpec,
+    prepared: PreparedData,
+    run_id: str,
 ) -> BackendResult:
     from joblibspark import register_spark
 
@@ -294,12 +302,14 @@ def _tune_sklearn(
         input_example=input_example(prepared.holdout, spec.feature_columns),
         registered_model_name=name,
         pip_requirements=lineage.pinned_requirements(
-            "scikit-learn", "mlflow", "pandas", "numpy", "cloudpickle"
+            "scikit-learn", "mlflow", "pandas", "numpy", "skops"
         ),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
     )
     version, aliases = _register(store, name, info.registered_model_version)
     return BackendResult(
-        run_id="",
+        run_id=run_id,
         best_params=best,
         metrics=metrics,
         model_name=name,
@@ -318,7 +328,7 @@ def tune(spark: SparkSession, store: TrackingStore, settings: TuneSettings) -> T
     Raises:
         DataError: the data cannot be read or lacks a needed column.
     """
-    experiment_id = open_experiment(store, settings.experiment_name, settings.experiment_id)
+    # Data first: a bad path or table fails before anything is created in the store.
     prepared = prepare_data(spark, settings.spec)
     spec = replace(
         settings.spec, source=replace(settings.spec.source, version=prepared.data.version)
@@ -330,6 +340,7 @@ def tune(spark: SparkSession, store: TrackingStore, settings: TuneSettings) -> T
         "parallelism": settings.parallelism,
     }
     try:
+        experiment_id = open_experiment(store, settings.experiment_name, settings.experiment_id)
         with mlflow.start_run(experiment_id=experiment_id, run_name="tune") as parent:
             mlflow.set_tag(COMMAND_TAG, "tune")
             log_environment()
@@ -344,9 +355,12 @@ def tune(spark: SparkSession, store: TrackingStore, settings: TuneSettings) -> T
                     mlflow.set_tags({COMMAND_TAG: "tune", BACKEND_TAG: backend})
                     log_environment()
                     mlflow.log_params(grid_params)
-                    result = run_backend(store, settings, spec, prepared)
-                results[backend] = replace(result, run_id=child.info.run_id)
-                mlflow.log_metrics({f"{backend}.{k}": v for k, v in result.metrics.items()})
+                    results[backend] = run_backend(
+                        store, settings, spec, prepared, child.info.run_id
+                    )
+                mlflow.log_metrics(
+                    {f"{backend}.{k}": v for k, v in results[backend].metrics.items()}
+                )
     finally:
         prepared.release()
     _log.info(

@@ -68,7 +68,9 @@ def test_generated_prices_and_gaps_look_like_the_airbnb_data() -> None:
         assert 0 < frame[column].isna().sum() < 60
 
 
-def test_write_listings_stores_nulls_and_returns_the_version(spark: SparkSession, tmp_path: Path) -> None:
+def test_write_listings_stores_nulls_and_returns_the_version(
+    spark: SparkSession, tmp_path: Path
+) -> None:
     path = str(tmp_path / "t")
     frame = generate_listings(300, seed=5)
 
@@ -109,7 +111,12 @@ def test_delta_parquet_and_csv_read_alike(spark: SparkSession, tmp_path: Path) -
     assert len(expected) == 60
     assert _rows(read["parquet"].frame) == expected
     assert _rows(read["csv"].frame) == expected
-    assert read["delta"].frame.columns == [ID_COLUMN, *CATEGORICAL_COLUMNS, *NUMERIC_COLUMNS, LABEL_COLUMN]
+    assert read["delta"].frame.columns == [
+        ID_COLUMN,
+        *CATEGORICAL_COLUMNS,
+        *NUMERIC_COLUMNS,
+        LABEL_COLUMN,
+    ]
 
 
 def test_conform_listings_types_columns_and_drops_unusable_labels(spark: SparkSession) -> None:
@@ -148,7 +155,9 @@ def test_conform_listings_names_the_missing_columns(spark: SparkSession) -> None
         conform_listings(df.withColumn("price", F.lit(1.0)), ["room_type"], ["beds"])
 
 
-def test_load_listings_rejects_unknown_paths_and_versions(spark: SparkSession, tmp_path: Path, listings_table: str) -> None:
+def test_load_listings_rejects_unknown_paths_and_versions(
+    spark: SparkSession, tmp_path: Path, listings_table: str
+) -> None:
     with pytest.raises(DataError, match=f"data path {tmp_path / 'nope'} does not exist"):
         load_listings(spark, DataSource(str(tmp_path / "nope")))
     with pytest.raises(DataError, match="cannot read delta data"):
@@ -171,7 +180,9 @@ def test_split_depends_on_keys_and_seed_only(spark: SparkSession) -> None:
     assert 150 < len(base) < 250
     assert holdout_ids(frame, seed=6) != base
     # Rows appended later never move an old row between train and holdout.
-    more = spark.createDataFrame([(str(i), 1.0) for i in range(5000, 5500)], "id string, price double")
+    more = spark.createDataFrame(
+        [(str(i), 1.0) for i in range(5000, 5500)], "id string, price double"
+    )
     assert holdout_ids(frame.unionByName(more)) & {str(i) for i in range(1, 1001)} == base
 
 
