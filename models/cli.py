@@ -23,6 +23,7 @@ from models.listings import DataSource, check_data_path
 from models.pipeline import RegressorParams
 from models.training import DEFAULT_SPLIT_SEED, TrainingSpec
 from streaming.errors import StreamingError
+from streaming.spark_session import stop_spark
 from streaming.tracking import TrackingStore
 
 __all__ = ["build_parser", "main"]
@@ -463,4 +464,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         session = SparkSession.getActiveSession()
         if session is not None and session_before is None:
-            session.stop()
+            stop_spark(session)

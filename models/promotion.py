@@ -12,7 +12,7 @@ import mlflow.spark
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import functions as F
 
 from models.aliases import (
     CHALLENGER,

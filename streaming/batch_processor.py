@@ -77,9 +77,9 @@ class MicroBatchProcessor:
         self.last: BatchOutcome | None = None
 
     def _model_for(self, batch_id: int) -> LoadedModel:
-        if self.replay is not None and self.replay.batch_id == batch_id:
-            if self.replay.model_version is not None:
-                return self.models.version(self.replay.model_version)
+        replay = self.replay
+        if replay is not None and replay.batch_id == batch_id and replay.model_version is not None:
+            return self.models.version(replay.model_version)
         return self.models.for_batch(batch_id)
 
     def __call__(self, records: DataFrame, batch_id: int) -> BatchOutcome:
@@ -105,6 +105,10 @@ class MicroBatchProcessor:
         self._record(outcome)
         return outcome
 
+    def process(self, records: DataFrame, batch_id: int) -> None:
+        """The ``foreachBatch`` function: process one batch, keep the outcome on ``last``."""
+        self(records, batch_id)
+
     def _write(
         self, records: DataFrame, batch_id: int, model: LoadedModel, started: float
     ) -> BatchOutcome:
@@ -114,7 +118,9 @@ class MicroBatchProcessor:
 
         rejected = quarantine_rows(parsed.quarantined, batch_id, now).persist()
         try:
-            kinds = {r.error_kind: r["count"] for r in rejected.groupBy("error_kind").count().collect()}
+            kinds = {
+                r.error_kind: r["count"] for r in rejected.groupBy("error_kind").count().collect()
+            }
             quarantined = sum(kinds.values())
             if quarantined:
                 record = BatchRecord(self.quarantine.app_id, batch_id, version, quarantined)
@@ -122,10 +128,14 @@ class MicroBatchProcessor:
         finally:
             rejected.unpersist()
 
-        scored = predictions_rows(model.score(parsed.valid), model.identity, batch_id, now).persist()
+        scored = predictions_rows(
+            model.score(parsed.valid), model.identity, batch_id, now
+        ).persist()
         try:
             written = scored.count()
-            self.predictions.append(scored, BatchRecord(self.predictions.app_id, batch_id, version, written))
+            self.predictions.append(
+                scored, BatchRecord(self.predictions.app_id, batch_id, version, written)
+            )
         finally:
             scored.unpersist()
 

@@ -24,14 +24,18 @@ def read_input_table(spark: SparkSession, path: str, fmt: str | None = None) -> 
     Raises:
         ConfigurationError: the path does not exist or is not readable as that format.
     """
-    chosen = fmt or ("delta" if _is_delta(spark, path) else "csv" if path.endswith(".csv") else "parquet")
+    chosen = fmt or (
+        "delta" if _is_delta(spark, path) else "csv" if path.endswith(".csv") else "parquet"
+    )
     reader = spark.read.format(chosen)
     if chosen == "csv":
         reader = reader.option("header", "true").option("inferSchema", "true")
     try:
         return reader.load(path)
     except Exception as e:
-        raise ConfigurationError(f"cannot read --input {path} as {chosen}: {str(e).splitlines()[0]}") from e
+        raise ConfigurationError(
+            f"cannot read --input {path} as {chosen}: {str(e).splitlines()[0]}"
+        ) from e
 
 
 def _is_delta(spark: SparkSession, path: str) -> bool:
@@ -49,9 +53,19 @@ def _as_events(table: DataFrame, schema: EventSchema) -> DataFrame:
     if missing:
         raise ConfigurationError(f"input table lacks the model's required columns {missing}")
     columns = [
-        (F.col(EVENT_ID).cast("string") if EVENT_ID in table.columns else F.lit(None).cast("string")).alias(EVENT_ID),
-        (F.col("key").cast("string") if "key" in table.columns else F.lit(None).cast("string")).alias("key"),
-        (F.col(EVENT_TIME).cast("timestamp") if EVENT_TIME in table.columns else F.lit(None).cast("timestamp")).alias(EVENT_TIME),
+        (
+            F.col(EVENT_ID).cast("string")
+            if EVENT_ID in table.columns
+            else F.lit(None).cast("string")
+        ).alias(EVENT_ID),
+        (
+            F.col("key").cast("string") if "key" in table.columns else F.lit(None).cast("string")
+        ).alias("key"),
+        (
+            F.col(EVENT_TIME).cast("timestamp")
+            if EVENT_TIME in table.columns
+            else F.lit(None).cast("timestamp")
+        ).alias(EVENT_TIME),
     ]
     for field in schema.features.fields:
         source = F.col(field.name) if field.name in table.columns else F.lit(None)
@@ -61,7 +75,9 @@ def _as_events(table: DataFrame, schema: EventSchema) -> DataFrame:
     return table.select(*columns)
 
 
-def score_table(table: DataFrame, model: LoadedModel, run_id: int, scored_at: datetime) -> DataFrame:
+def score_table(
+    table: DataFrame, model: LoadedModel, run_id: int, scored_at: datetime
+) -> DataFrame:
     """Predictions-table rows for every row of ``table`` (the same steps as a stream batch).
 
     Raises:
@@ -81,7 +97,9 @@ def write_batch_predictions(
     """
     now = datetime.now(UTC).replace(tzinfo=None)
     run_id = int(now.timestamp() * 1000)
-    sink = DeltaSink(spark, output, PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION, app_id="batch-scoring")
+    sink = DeltaSink(
+        spark, output, PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION, app_id="batch-scoring"
+    )
     sink.ensure_table()
     rows = score_table(table, model, run_id, now).persist()
     try:

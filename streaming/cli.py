@@ -16,7 +16,6 @@ import os
 import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from streaming.errors import StreamingError
@@ -41,7 +40,12 @@ class _Options:
             return flag
         env_value = self.env.get(ENV_PREFIX + name.upper())
         if env_value is not None:
-            return convert(env_value)
+            try:
+                return convert(env_value)
+            except ValueError as e:
+                raise StreamingError(
+                    f"{ENV_PREFIX}{name.upper()}={env_value!r} is not a valid value: {e}"
+                ) from e
         if name.replace("_", "-") in self.file:
             return self.file[name.replace("_", "-")]
         return self.file.get(name, default)
@@ -79,6 +83,17 @@ def kafka_options(flags: Sequence[str], env: Mapping[str, str]) -> dict[str, str
     return {k: Secret(str(v)) if is_secret_option(k) else v for k, v in options.items()}
 
 
+def spark_conf_options(flags: Sequence[str]) -> dict[str, str]:
+    """Spark settings from repeated ``--conf KEY=VALUE`` flags."""
+    conf: dict[str, str] = {}
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        if not sep or not key.strip():
+            raise StreamingError(f"--conf {flag!r} must look like spark.KEY=VALUE")
+        conf[key.strip()] = value
+    return conf
+
+
 def _positive_int(text: str) -> int:
     return int(text)
 
@@ -94,7 +109,7 @@ def build_service_settings(args: argparse.Namespace, env: Mapping[str, str]) -> 
     checkpoint = o.get("checkpoint")
     max_offsets = o.get("max_offsets_per_trigger", convert=_positive_int)
     metrics_port = o.get("metrics_port", convert=int)
-    spark_conf = dict(c.split("=", 1) for c in (args.conf or []) if "=" in c)
+    spark_conf = spark_conf_options(args.conf or [])
     return ServiceSettings(
         bootstrap_servers=o.require("bootstrap_servers"),
         model_uri=o.require("model_uri"),
@@ -117,6 +132,8 @@ def build_service_settings(args: argparse.Namespace, env: Mapping[str, str]) -> 
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    # Also accepted after the command; SUPPRESS keeps a top-level --config from being reset.
+    p.add_argument("--config", default=argparse.SUPPRESS, help="TOML file with option values")
     p.add_argument("--bootstrap-servers", help="Kafka HOST:PORT[,HOST:PORT]")
     p.add_argument("--topic", help="topic name(s), comma-separated")
     p.add_argument("--topic-pattern", help="subscribe to topics matching this Java regex")
@@ -183,7 +200,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = _parser().parse_args(argv)
     environment = dict(os.environ if env is None else env)
     _configure_logging(args.log_level)
-    from streaming import commands  # noqa: PLC0415 (keeps --help fast: no Spark import)
+    from streaming import commands
 
     try:
         if args.command == "run":

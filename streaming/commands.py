@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from streaming.errors import ConfigurationError, StreamingError
@@ -31,56 +31,75 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
     """
     from mlflow.tracking import MlflowClient
     from pyspark.errors import StreamingQueryException
+    from pyspark.sql import SparkSession
 
     from streaming.metrics import ServiceMetrics
     from streaming.service import InferenceService, stop_on_signals
-    from streaming.spark_session import build_spark_session
+    from streaming.spark_session import build_spark_session, stop_spark
 
     store = _tracking(env)
+    owns_session = SparkSession.getActiveSession() is None
     spark = build_spark_session(
         f"streaming-inference:{settings.query_name}", settings.master, settings.spark_conf
     )
     spark.sparkContext.setLogLevel(env.get("SPARK_LOG_LEVEL", "WARN"))
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     service = InferenceService(spark, settings, client, ServiceMetrics())
-    with stop_on_signals(service):
-        service.start()
-        try:
-            service.run_until_stopped()
-        except StreamingQueryException as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
-            print(
-                f"error: query {settings.query_name} failed: {first} "
-                f"(restart to resume from {settings.checkpoint_dir})",
-                file=sys.stderr,
-            )
-            return 1
-    return 0
+    try:
+        with stop_on_signals(service):
+            service.start()
+            try:
+                service.run_until_stopped()
+            except StreamingQueryException as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
+                print(
+                    f"error: query {settings.query_name} failed: {first} "
+                    f"(restart to resume from {settings.checkpoint_dir})",
+                    file=sys.stderr,
+                )
+                return 1
+        return 0
+    finally:
+        if owns_session:
+            stop_spark(spark)  # the process ends with its JVM, not before it
 
 
 def batch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Score a table with a registered model into a Delta predictions table."""
     from mlflow.tracking import MlflowClient
+    from pyspark.sql import SparkSession
 
     from streaming.batch_scoring import read_input_table, write_batch_predictions
+    from streaming.cli import spark_conf_options
     from streaming.model_provider import ModelProvider
-    from streaming.spark_session import build_spark_session
+    from streaming.spark_session import build_spark_session, stop_spark
 
     source = args.input or env.get("STREAMING_INPUT")
     model_uri = args.model_uri or env.get("STREAMING_MODEL_URI")
     output = args.predictions_table or env.get("STREAMING_PREDICTIONS_TABLE")
-    for flag, value in (("--input", source), ("--model-uri", model_uri), ("--predictions-table", output)):
+    for flag, value in (
+        ("--input", source),
+        ("--model-uri", model_uri),
+        ("--predictions-table", output),
+    ):
         if not value:
             raise StreamingError(f"{flag} is required")
     assert source and model_uri and output
     store = _tracking(env)
-    conf = dict(c.split("=", 1) for c in (args.conf or []) if "=" in c)
-    spark = build_spark_session("streaming-inference:batch", args.master or env.get("STREAMING_MASTER"), conf)
+    conf = spark_conf_options(args.conf or [])
+    owns_session = SparkSession.getActiveSession() is None
+    spark = build_spark_session(
+        "streaming-inference:batch", args.master or env.get("STREAMING_MASTER"), conf
+    )
     spark.sparkContext.setLogLevel(env.get("SPARK_LOG_LEVEL", "WARN"))
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    model = ModelProvider(spark, model_uri, client).start()
-    table = read_input_table(spark, source, args.input_format)
-    count = write_batch_predictions(spark, table, model, output)
+    try:
+        model = ModelProvider(spark, model_uri, client).start()
+        table = read_input_table(spark, source, args.input_format)
+        count = write_batch_predictions(spark, table, model, output)
+    finally:
+        if owns_session:
+            stop_spark(spark)
     log.info("scored %d rows of %s with %s into %s", count, source, model.identity, output)
     print(f"{count} predictions written to {output} by {model.identity}")
     return 0
@@ -91,9 +110,13 @@ def status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streaming.status import read_status
 
     query_name = args.query_name or env.get("STREAMING_QUERY_NAME", "inference")
-    checkpoint = Path(args.checkpoint or env.get("STREAMING_CHECKPOINT") or DEFAULT_CHECKPOINT_ROOT / query_name)
+    checkpoint = Path(
+        args.checkpoint or env.get("STREAMING_CHECKPOINT") or DEFAULT_CHECKPOINT_ROOT / query_name
+    )
     if not checkpoint.exists():
-        raise ConfigurationError(f"no checkpoint at {checkpoint}: give --checkpoint or --query-name")
+        raise ConfigurationError(
+            f"no checkpoint at {checkpoint}: give --checkpoint or --query-name"
+        )
     result = read_status(
         checkpoint,
         args.bootstrap_servers or env.get("STREAMING_BOOTSTRAP_SERVERS"),
@@ -106,23 +129,13 @@ def status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 def produce(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Send synthetic listing events (every ``--malformed-every``-th one malformed)."""
-    from models.listings import FEATURE_COLUMNS, ID_COLUMN, generate_listings
-    from streaming.producer import encode_event, send_events
+    from streaming.producer import listing_events, send_events
 
     bootstrap = args.bootstrap_servers or env.get("STREAMING_BOOTSTRAP_SERVERS")
     topic = args.topic or env.get("STREAMING_TOPIC")
     if not bootstrap or not topic:
         raise StreamingError("--bootstrap-servers and --topic are required")
-    listings = generate_listings(args.count, seed=args.seed)
-
-    def events() -> Iterator[tuple[str, bytes]]:
-        for i, row in enumerate(listings.to_dict("records"), start=1):
-            key = str(row[ID_COLUMN])
-            if args.malformed_every and i % args.malformed_every == 0:
-                yield key, b'{"truncated": '
-            else:
-                yield key, encode_event({c: row[c] for c in FEATURE_COLUMNS})
-
-    sent = send_events(bootstrap, topic, events())
+    events = listing_events(args.count, args.seed, args.malformed_every)
+    sent = send_events(bootstrap, topic, events)
     print(f"sent {sent} events to {topic}")
     return 0

@@ -105,7 +105,9 @@ class DeltaSink:
         try:
             if DeltaTable.isDeltaTable(self.spark, self.path):
                 existing = DeltaTable.forPath(self.spark, self.path).toDF().schema
-                missing = [f.name for f in self.schema.fields if f.name not in existing.fieldNames()]
+                missing = [
+                    f.name for f in self.schema.fields if f.name not in existing.fieldNames()
+                ]
                 if missing:
                     raise ConfigurationError(
                         f"table {self.path} exists without columns {missing}: "
@@ -123,7 +125,9 @@ class DeltaSink:
             builder.execute()
         except PySparkException as e:
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ConfigurationError(f"cannot create Delta table at {self.path}: {first_line}") from e
+            raise ConfigurationError(
+                f"cannot create Delta table at {self.path}: {first_line}"
+            ) from e
 
     def _check_local_permissions(self) -> None:
         local = Path(self.path.removeprefix("file:"))
@@ -156,7 +160,9 @@ class DeltaSink:
         if not DeltaTable.isDeltaTable(self.spark, self.path):
             return None
         history = DeltaTable.forPath(self.spark, self.path).history(_HISTORY_DEPTH)
-        for row in history.select("version", "userMetadata").orderBy("version", ascending=False).collect():
+        for row in (
+            history.select("version", "userMetadata").orderBy("version", ascending=False).collect()
+        ):
             record = BatchRecord.from_json(row.userMetadata)
             if record is not None and record.app_id == self.app_id:
                 return record

@@ -60,7 +60,7 @@ class EventSchema:
 
 
 def _spark_type(column: ColSpec) -> DataType:
-    return column.type.to_spark()  # type: ignore[union-attr, no-any-return]
+    return column.type.to_spark()  # type: ignore[union-attr]
 
 
 def event_schema_from_signature(signature: ModelSignature | None, model_uri: str) -> EventSchema:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import MapType, StringType
 
 from streaming.event_schema import EVENT_ID, EVENT_TIME, EventSchema
 
@@ -43,8 +42,9 @@ class ParsedEvents:
 
 
 def _snippet(column: Column) -> Column:
-    return F.when(F.length(column) > _RAW_SNIPPET, F.concat(F.substring(column, 1, 77), F.lit("...")))\
-        .otherwise(column)
+    return F.when(
+        F.length(column) > _RAW_SNIPPET, F.concat(F.substring(column, 1, 77), F.lit("..."))
+    ).otherwise(column)
 
 
 def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
@@ -61,7 +61,7 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
     text = F.col("value").cast("string")
     parsed = records.select(
         "*",
-        F.from_json(text, MapType(StringType(), StringType())).alias("_fields"),
+        F.from_json(text, "map<string,string>").alias("_fields"),
         F.from_json(text, json_schema, {"mode": "PERMISSIVE"}).alias("_typed"),
     )
 

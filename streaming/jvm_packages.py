@@ -11,6 +11,7 @@ Run ``python -m streaming.jvm_packages`` to resolve and print the comma-separate
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -19,9 +20,11 @@ from pathlib import Path
 
 from streaming.errors import ConfigurationError
 
-__all__ = ["PROJECT_ROOT", "POM", "resolve_spark_jars", "spark_jars_dir"]
+__all__ = ["POM", "PROJECT_ROOT", "resolve_spark_jars", "spark_jars_dir"]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The checkout the code runs from. Under spark-submit the code may be imported from the shipped
+# zip (--py-files), so spark-submit.sh names the checkout in STREAMING_HOME.
+PROJECT_ROOT = Path(os.environ.get("STREAMING_HOME") or Path(__file__).resolve().parent.parent)
 POM = PROJECT_ROOT / "jvm" / "spark-packages" / "pom.xml"
 _VERSION_SUFFIX = re.compile(r"-\d[\w.+-]*\.jar$")
 

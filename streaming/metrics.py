@@ -15,7 +15,9 @@ class ServiceMetrics:
         r = self.registry
         self.batches = Counter("inference_batches", "Micro-batches processed", registry=r)
         self.records_in = Counter("inference_records_in", "Kafka records read", registry=r)
-        self.predictions = Counter("inference_predictions", "Rows written to predictions", registry=r)
+        self.predictions = Counter(
+            "inference_predictions", "Rows written to predictions", registry=r
+        )
         self.quarantined = Counter(
             "inference_quarantined", "Records quarantined", ["error_kind"], registry=r
         )
@@ -34,7 +36,9 @@ class ServiceMetrics:
             "inference_last_batch_seconds", "Duration of the last batch", registry=r
         )
         self.offsets_behind = Gauge(
-            "inference_offsets_behind_latest", "Max offsets behind latest over partitions", registry=r
+            "inference_offsets_behind_latest",
+            "Max offsets behind latest over partitions",
+            registry=r,
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
@@ -72,7 +73,8 @@ class LoadedModel:
 def _spark_scorer(model: Any) -> Scorer:
     def score(events: DataFrame) -> DataFrame:
         return model.transform(events).select(
-            *[F.col(c) for c in events.columns], F.col("prediction").cast("double").alias("prediction")
+            *[F.col(c) for c in events.columns],
+            F.col("prediction").cast("double").alias("prediction"),
         )
 
     return score
@@ -87,7 +89,9 @@ def _pyfunc_scorer(spark: SparkSession, uri: str, names: list[str]) -> Scorer:
     return score
 
 
-def _smoke_rows(spark: SparkSession, model: Model, local_dir: str, schema: EventSchema) -> DataFrame:
+def _smoke_rows(
+    spark: SparkSession, model: Model, local_dir: str, schema: EventSchema
+) -> DataFrame:
     """The model's logged input example, or one row of nulls when it has none."""
     example = None
     try:
@@ -95,12 +99,17 @@ def _smoke_rows(spark: SparkSession, model: Model, local_dir: str, schema: Event
     except Exception as e:  # an unreadable example is no reason to refuse a model
         log.warning("input example of %s unreadable (%s); smoke-testing with nulls", local_dir, e)
     rows: list[list[Any]] = [[None] * len(schema.names)]
-    if example is not None and hasattr(example, "columns"):
+    if isinstance(example, pd.DataFrame):
         frame = example.reindex(columns=schema.names)
         rows = [[None if _is_missing(v) else v for v in row] for row in frame.to_numpy().tolist()]
     typed = []
     for row in rows:
-        typed.append([_coerce(v, f.dataType.typeName()) for v, f in zip(row, schema.features.fields, strict=True)])
+        typed.append(
+            [
+                _coerce(v, f.dataType.typeName())
+                for v, f in zip(row, schema.features.fields, strict=True)
+            ]
+        )
     return spark.createDataFrame(typed, schema.features)
 
 
@@ -143,7 +152,10 @@ def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> Loaded
         raise ModelLoadError(f"cannot load model {uri}: {_first_line(e)}") from e
     loaded = LoadedModel(identity=identity, schema=schema, scorer=scorer, flavor=flavor)
     try:
-        predictions = [r.prediction for r in loaded.score(_smoke_rows(spark, model, local_dir, schema)).collect()]
+        predictions = [
+            r.prediction
+            for r in loaded.score(_smoke_rows(spark, model, local_dir, schema)).collect()
+        ]
     except Exception as e:
         raise ModelLoadError(f"model {uri} failed its smoke prediction: {_first_line(e)}") from e
     if not predictions or any(_is_missing(p) for p in predictions):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from kafka.errors import KafkaError
 
 from streaming.errors import ConfigurationError
 
-__all__ = ["encode_event", "send_events"]
+__all__ = ["encode_event", "listing_events", "send_events"]
 
 
 def _clean(value: Any) -> Any:
@@ -64,3 +64,22 @@ def send_events(
     finally:
         producer.close()
     return sent
+
+
+def listing_events(count: int, seed: int, malformed_every: int = 0) -> Iterator[tuple[str, bytes]]:
+    """Synthetic listing events ``(key, value)``: the listing id as key, its features as value.
+
+    Args:
+        count: How many events.
+        seed: Seed of the listings generator.
+        malformed_every: When > 0, every N-th value is truncated JSON (to exercise quarantine).
+    """
+    from models.listings import FEATURE_COLUMNS, ID_COLUMN, generate_listings
+
+    listings = generate_listings(count, seed=seed)
+    for i, row in enumerate(listings.to_dict("records"), start=1):
+        key = str(row[ID_COLUMN])
+        if malformed_every and i % malformed_every == 0:
+            yield key, b'{"truncated": '
+        else:
+            yield key, encode_event({c: row[c] for c in FEATURE_COLUMNS})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from mlflow.tracking import MlflowClient
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from streaming.batch_processor import MicroBatchProcessor
@@ -156,8 +156,8 @@ class InferenceService:
         self.query = (
             records.writeStream.queryName(s.query_name)
             .option("checkpointLocation", checkpoint)
-            .foreachBatch(self.processor)
-            .trigger(**s.trigger.as_kwargs())  # type: ignore[arg-type]
+            .foreachBatch(self.processor.process)
+            .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
             .start()
         )
         log.info(
@@ -185,7 +185,7 @@ class InferenceService:
         if query is None:
             raise RuntimeError("start() first")
         while query.isActive and not self._stop_requested.is_set():
-            query.awaitTermination(poll_s)
+            query.awaitTermination(poll_s)  # type: ignore[arg-type]  # seconds; floats work
         if self._stop_requested.is_set() and query.isActive:
             log.info("stop requested; finishing the batch in flight")
             while self.processor is not None and self.processor.in_flight.is_set():
@@ -197,7 +197,7 @@ class InferenceService:
             raise exception
 
 
-def _drop_redelivered(records, watermark: str):  # type: ignore[no-untyped-def]
+def _drop_redelivered(records: DataFrame, watermark: str) -> DataFrame:
     """Drop records whose ``event_id`` was already seen within ``watermark`` (producer retries).
 
     State lives in the checkpoint (RocksDB). Records without an ``event_id`` are never dropped.

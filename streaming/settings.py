@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
 from streaming.errors import ConfigurationError
 from streaming.jvm_packages import PROJECT_ROOT
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from streaming.jvm_packages import resolve_spark_jars
 
-__all__ = ["DELTA_CONF", "build_spark_session", "configure_builder"]
+__all__ = ["DELTA_CONF", "build_spark_session", "configure_builder", "stop_spark"]
 
 DELTA_CONF: Mapping[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -26,6 +28,14 @@ _BASE_CONF: Mapping[str, str] = {
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
     "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+# On a local master the cluster-sized defaults (200 shuffle partitions, 50 partitions to rebuild a
+# Delta snapshot) turn a small micro-batch into hundreds of tiny tasks on two cores.
+_LOCAL_CONF: Mapping[str, str] = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.databricks.delta.snapshotPartitions": "2",
 }
 
 
@@ -72,7 +82,45 @@ def build_spark_session(
     if not submitted:
         builder = builder.master(master or "local[*]")
     jars = () if submitted else resolve_spark_jars()
-    return configure_builder(builder, jars, extra_conf).getOrCreate()
+    session = configure_builder(builder, jars, extra_conf).getOrCreate()
+    _apply_local_defaults(session)
+    return session
+
+
+def _apply_local_defaults(session: SparkSession) -> None:
+    """Small-machine SQL settings on a local master, where the user has not set them."""
+    context = session.sparkContext
+    if not (context.master or "").startswith("local"):
+        return
+    explicit = context.getConf()
+    for key, value in _LOCAL_CONF.items():
+        if not explicit.contains(key):
+            session.conf.set(key, value)
+
+
+def stop_spark(session: SparkSession, timeout_s: float = 30.0) -> None:
+    """Stop ``session`` and wait for the JVM this Python process launched to exit.
+
+    ``SparkSession.stop`` leaves the gateway JVM running until Python exits; a caller that must
+    leave no process behind (tests, the demo) calls this instead.
+    """
+    gateway = SparkContext._gateway
+    session.stop()
+    if gateway is None:
+        return
+    jvm_process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if jvm_process is None:
+        return
+    if jvm_process.stdin is not None:
+        jvm_process.stdin.close()
+    try:
+        jvm_process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        jvm_process.kill()
+        jvm_process.wait(timeout=timeout_s)
 
 
 def _under_spark_submit() -> bool:

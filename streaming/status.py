@@ -33,7 +33,8 @@ class ServiceStatus:
     def render(self) -> str:
         lines = [
             f"last committed batch: {self.last_committed_batch}",
-            f"model version of last batch: {self.last_batch.model_version if self.last_batch else None}",
+            "model version of last batch: "
+            f"{self.last_batch.model_version if self.last_batch else None}",
             f"rows in last batch: {self.last_batch.rows if self.last_batch else None}",
             "topic\tpartition\tnext_offset\tend_offset\tlag",
         ]

@@ -29,11 +29,13 @@ class TrackingStore:
 
     @property
     def embedded(self) -> bool:
-        return self.tracking_uri.startswith("sqlite:///") and str(self.local_dir) in self.tracking_uri
+        return (
+            self.tracking_uri.startswith("sqlite:///") and str(self.local_dir) in self.tracking_uri
+        )
 
     @property
     def artifact_root(self) -> str | None:
-        """Artifact folder for new experiments in the embedded store; the server decides otherwise."""
+        """Artifact folder for new experiments in the embedded store (a server decides its own)."""
         return (self.local_dir / "artifacts").as_uri() if self.embedded else None
 
 

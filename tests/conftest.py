@@ -14,7 +14,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 
 from streaming.jvm_packages import PROJECT_ROOT
-from streaming.spark_session import build_spark_session
+from streaming.spark_session import build_spark_session, stop_spark
 from streaming.tracking import TrackingStore, configure_tracking
 
 BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
@@ -39,7 +39,7 @@ def spark() -> Iterator[SparkSession]:
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
-    session.stop()
+    stop_spark(session)
 
 
 def _broker(command: str, env: dict[str, str]) -> None:

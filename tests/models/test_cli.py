@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import functions as F
 
 from models.cli import build_parser, main
 from models.listings import LABEL_COLUMN, generate_listings, write_listings

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
-from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import functions as F
 
 from models.errors import DataError
 from models.listings import (

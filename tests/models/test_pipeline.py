@@ -10,7 +10,7 @@ import pytest
 from pyspark.ml.feature import Imputer, StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, RandomForestRegressor
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T  # noqa: N812
+from pyspark.sql import types as T
 
 from models.errors import SettingsError
 from models.listings import (

@@ -8,7 +8,7 @@ import pyspark
 import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import functions as F
 
 from models.errors import RunNotFoundError
 from models.lineage import CodeVersion, code_version, environment_differences, environment_tags

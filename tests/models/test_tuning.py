@@ -9,7 +9,7 @@ import mlflow.pyfunc
 import numpy as np
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql import functions as F
 
 from models.aliases import CHALLENGER, CHAMPION, model_uri, sklearn_model_name
 from models.listings import FEATURE_COLUMNS, NUMERIC_COLUMNS, DataSource, load_listings

@@ -33,7 +33,9 @@ def training_frame(spark: SparkSession, slope: float = 50.0) -> DataFrame:
         for acc in range(1, 9)
         for bed in range(0, 3)
     ]
-    return spark.createDataFrame(rows, "room_type string, accommodates double, bedrooms double, price double")
+    return spark.createDataFrame(
+        rows, "room_type string, accommodates double, bedrooms double, price double"
+    )
 
 
 def fit_pipeline(train: DataFrame, features: list[str] = FEATURES) -> PipelineModel:
@@ -42,7 +44,9 @@ def fit_pipeline(train: DataFrame, features: list[str] = FEATURES) -> PipelineMo
         StringIndexer(inputCol="room_type", outputCol="room_idx", handleInvalid="keep"),
         OneHotEncoder(inputCol="room_idx", outputCol="room_vec", handleInvalid="keep"),
         Imputer(inputCols=numeric, outputCols=[f"{c}_imp" for c in numeric]),
-        VectorAssembler(inputCols=["room_vec", *[f"{c}_imp" for c in numeric]], outputCol="features"),
+        VectorAssembler(
+            inputCols=["room_vec", *[f"{c}_imp" for c in numeric]], outputCol="features"
+        ),
         LinearRegression(featuresCol="features", labelCol="price", predictionCol="prediction"),
     ]
     return Pipeline(stages=stages).fit(train)
@@ -58,13 +62,21 @@ class Registry:
 
     @property
     def client(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.store.tracking_uri, registry_uri=self.store.tracking_uri)
+        return MlflowClient(
+            tracking_uri=self.store.tracking_uri, registry_uri=self.store.tracking_uri
+        )
 
     def register_spark(
-        self, model: PipelineModel, sample: DataFrame, alias: str | None = "champion", features: list[str] = FEATURES
+        self,
+        model: PipelineModel,
+        sample: DataFrame,
+        alias: str | None = "champion",
+        features: list[str] = FEATURES,
     ) -> str:
         inputs = sample.select(*features).limit(5).toPandas()
-        signature = infer_signature(sample.select(*features), model.transform(sample).select("prediction"))
+        signature = infer_signature(
+            sample.select(*features), model.transform(sample).select("prediction")
+        )
         ensure_experiment(self.store, "streaming-tests")
         with mlflow.start_run():
             info = mlflow.spark.log_model(
@@ -76,7 +88,9 @@ class Registry:
             self.client.set_registered_model_alias(self.name, alias, version)
         return version
 
-    def register_pyfunc(self, python_model: mlflow.pyfunc.PythonModel, example: pd.DataFrame, alias: str | None) -> str:
+    def register_pyfunc(
+        self, python_model: mlflow.pyfunc.PythonModel, example: pd.DataFrame, alias: str | None
+    ) -> str:
         signature = infer_signature(example, pd.DataFrame({"prediction": [1.0] * len(example)}))
         ensure_experiment(self.store, "streaming-tests")
         with mlflow.start_run():
@@ -157,3 +171,20 @@ def service_settings(
         return ServiceSettings(**values)  # type: ignore[arg-type]
 
     return make
+
+
+def offsets(spark: SparkSession, table: str) -> list[tuple[int, int]]:
+    rows = spark.read.format("delta").load(table).select("partition", "offset").collect()
+    return [(r.partition, r.offset) for r in rows]
+
+
+def all_offsets_once(spark: SparkSession, predictions: str, quarantine: str, produced: int) -> None:
+    """Every produced offset is in exactly one row of one of the two tables, with no gap."""
+    landed = offsets(spark, predictions) + offsets(spark, quarantine)
+    assert len(landed) == len(set(landed)), "an offset landed twice"
+    per_partition: dict[int, list[int]] = {}
+    for partition, offset in landed:
+        per_partition.setdefault(partition, []).append(offset)
+    assert sum(len(v) for v in per_partition.values()) == produced
+    for found in per_partition.values():
+        assert sorted(found) == list(range(len(found))), "a gap in a partition's offsets"

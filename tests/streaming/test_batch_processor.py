@@ -22,31 +22,58 @@ from streaming.batch_processor import MicroBatchProcessor
 from streaming.delta_sink import BatchRecord, DeltaSink
 from streaming.metrics import ServiceMetrics
 from streaming.model_provider import ModelProvider
-from streaming.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA, QUARANTINE_PARTITION, QUARANTINE_SCHEMA
+from streaming.tables import (
+    PREDICTIONS_PARTITION,
+    PREDICTIONS_SCHEMA,
+    QUARANTINE_PARTITION,
+    QUARANTINE_SCHEMA,
+)
 from streaming.tracking import ensure_experiment
-from tests.streaming.conftest import FEATURES, Registry, event, fit_pipeline, mixed_events, training_frame
+from tests.streaming.conftest import (
+    FEATURES,
+    Registry,
+    event,
+    fit_pipeline,
+    mixed_events,
+    training_frame,
+)
 
 AT = datetime(2026, 11, 23, 12, 0)
-RECORDS = "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp"
+RECORDS = (
+    "key binary, value binary, topic string, partition int, offset bigint, timestamp timestamp"
+)
 
 
 def records(spark: SparkSession, values: list[bytes | None], first_offset: int = 0) -> DataFrame:
-    rows = [(f"k{i}".encode(), v, "listings", 0, first_offset + i, AT) for i, v in enumerate(values)]
+    rows = [
+        (f"k{i}".encode(), v, "listings", 0, first_offset + i, AT) for i, v in enumerate(values)
+    ]
     return spark.createDataFrame(rows, RECORDS)
 
 
-def processor_for(spark: SparkSession, registry: Registry, tmp_path: Path, uri: str) -> MicroBatchProcessor:
+def processor_for(
+    spark: SparkSession, registry: Registry, tmp_path: Path, uri: str
+) -> MicroBatchProcessor:
     models = ModelProvider(spark, uri, registry.client, poll_seconds=0.0, metrics=ServiceMetrics())
     models.start()
-    predictions = DeltaSink(spark, str(tmp_path / "p"), PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION, "q:predictions")
-    quarantine = DeltaSink(spark, str(tmp_path / "q"), QUARANTINE_SCHEMA, QUARANTINE_PARTITION, "q:quarantine")
+    predictions = DeltaSink(
+        spark, str(tmp_path / "p"), PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION, "q:predictions"
+    )
+    quarantine = DeltaSink(
+        spark, str(tmp_path / "q"), QUARANTINE_SCHEMA, QUARANTINE_PARTITION, "q:quarantine"
+    )
     predictions.ensure_table()
     quarantine.ensure_table()
     return MicroBatchProcessor(models, predictions, quarantine, clock=lambda: AT)
 
 
 def versions_by_batch(spark: SparkSession, tmp_path: Path) -> dict[int, set[str]]:
-    rows = spark.read.format("delta").load(str(tmp_path / "p")).select("batch_id", "model_version").collect()
+    rows = (
+        spark.read.format("delta")
+        .load(str(tmp_path / "p"))
+        .select("batch_id", "model_version")
+        .collect()
+    )
     found: dict[int, set[str]] = {}
     for r in rows:
         found.setdefault(r.batch_id, set()).add(r.model_version)
@@ -54,7 +81,10 @@ def versions_by_batch(spark: SparkSession, tmp_path: Path) -> dict[int, set[str]
 
 
 def test_a_replayed_batch_is_written_once(
-    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
@@ -70,7 +100,10 @@ def test_a_replayed_batch_is_written_once(
 
 
 def test_an_empty_batch_still_records_its_id(
-    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
@@ -79,7 +112,10 @@ def test_an_empty_batch_still_records_its_id(
 
 
 def test_the_alias_is_followed_between_batches_and_never_within_one(
-    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
@@ -93,14 +129,22 @@ def test_the_alias_is_followed_between_batches_and_never_within_one(
     assert versions_by_batch(spark, tmp_path) == {0: {"1"}, 1: {"2"}}
     scored = spark.read.format("delta").load(str(tmp_path / "p")).where("batch_id = 1")
     expected = steeper.transform(
-        spark.createDataFrame([tuple(event(i)[f] for f in FEATURES) for i in range(10)], "room_type string, accommodates double, bedrooms double")
+        spark.createDataFrame(
+            [tuple(event(i)[f] for f in FEATURES) for i in range(10)],
+            "room_type string, accommodates double, bedrooms double",
+        )
     ).collect()
-    assert sorted(r.prediction for r in scored.collect()) == pytest.approx(sorted(r.prediction for r in expected))
+    assert sorted(r.prediction for r in scored.collect()) == pytest.approx(
+        sorted(r.prediction for r in expected)
+    )
     assert process.metrics.model_swaps._value.get() == 1
 
 
 def test_a_version_needing_fields_events_lack_is_rejected_and_the_old_one_serves(
-    spark: SparkSession, registry: Registry, base_model, tmp_path: Path  # type: ignore[no-untyped-def]
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
@@ -130,12 +174,16 @@ def test_an_unreachable_registry_leaves_the_current_model_serving(
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    process.models.client = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
+    process.models.client = MlflowClient(
+        tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9"
+    )
 
     outcome = process(records(spark, mixed_events(6, bad_every=0)), 0)
 
     assert (outcome.model_version, outcome.predictions) == ("1", 6)
-    failures = process.metrics.model_swap_failures.labels(reason="registry_unreachable")._value.get()
+    failures = process.metrics.model_swap_failures.labels(
+        reason="registry_unreachable"
+    )._value.get()
     assert failures == 1
 
 
@@ -178,9 +226,14 @@ def test_a_scikit_learn_model_is_served_through_spark_udf(
     values = mixed_events(12)
     outcome = process(records(spark, values), 0)
 
-    good = [json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v]
+    good = [
+        json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v
+    ]
     frame = pd.DataFrame(good)[FEATURES].astype({"bedrooms": float})
     expected = dict(zip([g["event_id"] for g in good], model.predict(frame), strict=True))  # type: ignore[attr-defined]
-    actual = {r.event_id: r.prediction for r in spark.read.format("delta").load(str(tmp_path / "p")).collect()}
+    actual = {
+        r.event_id: r.prediction
+        for r in spark.read.format("delta").load(str(tmp_path / "p")).collect()
+    }
     assert outcome.model_version == version
     assert actual == pytest.approx(expected)

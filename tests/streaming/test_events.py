@@ -68,7 +68,9 @@ def test_valid_records_become_typed_feature_rows(records) -> None:  # type: igno
         "event_id", "key", "event_time", "room_type", "accommodates", "bedrooms",
         "topic", "partition", "offset", "timestamp",
     ]  # fmt: skip
-    assert [(r.offset, r.event_id, r.key, r.room_type, r.accommodates, r.bedrooms) for r in rows] == [
+    assert [
+        (r.offset, r.event_id, r.key, r.room_type, r.accommodates, r.bedrooms) for r in rows
+    ] == [
         (0, "e1", "k0", "Private room", 2.0, 1.5),
         (1, None, "k1", "Entire home", 4.0, None),
         (8, None, "k8", "Hotel", 1.0, None),

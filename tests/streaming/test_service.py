@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,31 +16,26 @@ from pyspark.sql import functions as F
 from streaming.errors import CheckpointMismatchError, ConfigurationError
 from streaming.metrics import ServiceMetrics
 from streaming.service import InferenceService
-from streaming.settings import ServiceSettings
-from tests.streaming.conftest import FEATURES, Registry, mixed_events, produce, training_frame
+from streaming.settings import ServiceSettings, Trigger
+from tests.streaming.conftest import (
+    FEATURES,
+    Registry,
+    all_offsets_once,
+    event,
+    fit_pipeline,
+    mixed_events,
+    produce,
+    training_frame,
+)
 
 
-def run_once(spark: SparkSession, registry: Registry, settings: ServiceSettings) -> InferenceService:
+def run_once(
+    spark: SparkSession, registry: Registry, settings: ServiceSettings
+) -> InferenceService:
     service = InferenceService(spark, settings, registry.client, ServiceMetrics())
     service.start()
     service.run_until_stopped()
     return service
-
-
-def offsets(spark: SparkSession, table: str) -> list[tuple[int, int]]:
-    rows = spark.read.format("delta").load(table).select("partition", "offset").collect()
-    return [(r.partition, r.offset) for r in rows]
-
-
-def all_offsets_once(spark: SparkSession, settings: ServiceSettings, produced: int) -> None:
-    landed = offsets(spark, settings.predictions_table) + offsets(spark, settings.quarantine_table)
-    assert len(landed) == len(set(landed)), "an offset landed twice"
-    per_partition: dict[int, list[int]] = {}
-    for partition, offset in landed:
-        per_partition.setdefault(partition, []).append(offset)
-    assert sum(len(v) for v in per_partition.values()) == produced
-    for found in per_partition.values():
-        assert sorted(found) == list(range(len(found))), "a gap in a partition's offsets"
 
 
 def test_predictions_match_the_model_and_bad_records_are_quarantined(
@@ -59,7 +55,9 @@ def test_predictions_match_the_model_and_bad_records_are_quarantined(
 
     predictions = spark.read.format("delta").load(settings.predictions_table)
     quarantine = spark.read.format("delta").load(settings.quarantine_table)
-    good = [json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v]
+    good = [
+        json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v
+    ]
     assert predictions.count() == len(good)
     assert quarantine.count() == len(values) - len(good)
 
@@ -71,25 +69,44 @@ def test_predictions_match_the_model_and_bad_records_are_quarantined(
     actual = {r.event_id: r.prediction for r in predictions.collect()}
     assert actual == pytest.approx(expected, rel=1e-12)
 
-    lineage = predictions.select("model_name", "model_version", "model_run_id", "topic").distinct().collect()
+    lineage = (
+        predictions.select("model_name", "model_version", "model_run_id", "topic")
+        .distinct()
+        .collect()
+    )
     assert len(lineage) == 1
-    assert (lineage[0].model_name, lineage[0].model_version, lineage[0].topic) == (registry.name, version, topic)
+    assert (lineage[0].model_name, lineage[0].model_version, lineage[0].topic) == (
+        registry.name,
+        version,
+        topic,
+    )
     assert lineage[0].model_run_id
     keys = {r.event_id: r.key for r in predictions.select("event_id", "key").collect()}
     assert keys["e-0"] == "listing-0"
 
     kinds = {r.error_kind: r["count"] for r in quarantine.groupBy("error_kind").count().collect()}
-    assert set(kinds) == {"malformed_json", "missing_field", "type_mismatch", "invalid_utf8", "empty_value"}
+    assert set(kinds) == {
+        "malformed_json",
+        "missing_field",
+        "type_mismatch",
+        "invalid_utf8",
+        "empty_value",
+    }
     good_values = {json.dumps(e).encode() for e in good}
     expected_raw = sorted((v or b"") for v in values if v not in good_values)
-    assert sorted((bytes(r.value) if r.value is not None else b"") for r in quarantine.collect()) == expected_raw
+    assert (
+        sorted((bytes(r.value) if r.value is not None else b"") for r in quarantine.collect())
+        == expected_raw
+    )
     assert all(r.error_detail for r in quarantine.collect())
-    all_offsets_once(spark, settings, len(values))
+    all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, len(values))
 
     # Downstream readers see the same table.
     by_delta_rs = deltalake.DeltaTable(settings.predictions_table).to_pandas()
     assert len(by_delta_rs) == len(good)
-    assert deltalake.DeltaTable(settings.predictions_table).metadata().partition_columns == ["event_date"]
+    assert deltalake.DeltaTable(settings.predictions_table).metadata().partition_columns == [
+        "event_date"
+    ]
 
 
 def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
@@ -108,9 +125,39 @@ def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
     run_once(spark, registry, settings)
     run_once(spark, registry, settings)  # nothing new: nothing written
 
-    all_offsets_once(spark, settings, 65)
-    batches = spark.read.format("delta").load(settings.predictions_table).select("batch_id").distinct().count()
+    all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, 65)
+    batches = (
+        spark.read.format("delta")
+        .load(settings.predictions_table)
+        .select("batch_id")
+        .distinct()
+        .count()
+    )
     assert batches >= 5  # 65 records at most 15 per batch
+
+
+def test_producer_retries_are_dropped_by_event_id_also_after_a_restart(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(f"models:/{registry.name}@champion", dedup_watermark="1 hour")
+    first = [json.dumps(event(i)).encode() for i in range(20)]
+    retried = [json.dumps(event(i)).encode() for i in (3, 7, 7)]  # same event ids again
+    produce(kafka_bootstrap, topic, first + retried)
+    run_once(spark, registry, settings)
+    # After a restart the seen ids come back from the checkpoint's state store.
+    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in (1, 20, 21)])
+    run_once(spark, registry, settings)
+
+    ids = [
+        r.event_id for r in spark.read.format("delta").load(settings.predictions_table).collect()
+    ]
+    assert sorted(ids) == sorted(f"e-{i}" for i in range(22))
 
 
 def test_a_deleted_checkpoint_with_existing_tables_refuses_to_start(
@@ -129,7 +176,7 @@ def test_a_deleted_checkpoint_with_existing_tables_refuses_to_start(
     shutil.rmtree(settings.checkpoint)
 
     service = InferenceService(spark, settings, registry.client, ServiceMetrics())
-    with pytest.raises(CheckpointMismatchError, match="checkpoint .* is empty but table"):
+    with pytest.raises(CheckpointMismatchError, match=r"checkpoint .* is empty but table"):
         service.start()
 
 
@@ -155,7 +202,10 @@ def test_a_deleted_predictions_table_with_a_checkpoint_refuses_to_start(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"model_uri": "models:/no-such-model@champion"}, "cannot serve models:/no-such-model@champion"),
+        (
+            {"model_uri": "models:/no-such-model@champion"},
+            "cannot serve models:/no-such-model@champion",
+        ),
         ({"bootstrap_servers": "127.0.0.1:1"}, "no Kafka broker reachable at 127.0.0.1:1"),
     ],
 )
@@ -167,9 +217,10 @@ def test_bad_configuration_stops_at_start_with_one_line(
     override: dict[str, str],
     message: str,
 ) -> None:
-    settings = service_settings(override.get("model_uri", "models:/no-such-model@champion"), **{
-        k: v for k, v in override.items() if k != "model_uri"
-    })
+    settings = service_settings(
+        override.get("model_uri", "models:/no-such-model@champion"),
+        **{k: v for k, v in override.items() if k != "model_uri"},
+    )
     service = InferenceService(spark, settings, registry.client, ServiceMetrics())
     with pytest.raises(ConfigurationError, match=message) as raised:
         service.start()
@@ -226,12 +277,87 @@ def test_tables_use_the_default_protocol_for_other_readers(
     import duckdb
     import duckdb_extension_delta
 
-    ext = Path(duckdb_extension_delta.__file__).parent / "extensions" / f"v{duckdb.__version__}" / "delta.duckdb_extension"
+    ext = (
+        Path(duckdb_extension_delta.__file__).parent
+        / "extensions"
+        / f"v{duckdb.__version__}"
+        / "delta.duckdb_extension"
+    )
     con = duckdb.connect()
     con.execute(f"LOAD '{ext}'")
-    day = spark.read.format("delta").load(settings.predictions_table).select(F.min("event_date")).first()[0]
+    day = (
+        spark.read.format("delta")
+        .load(settings.predictions_table)
+        .select(F.min("event_date"))
+        .first()[0]
+    )
     by_duckdb = con.sql(
-        f"SELECT count(*) FROM delta_scan('{settings.predictions_table}') WHERE event_date = DATE '{day}'"
+        f"SELECT count(*) FROM delta_scan('{settings.predictions_table}') "
+        f"WHERE event_date = DATE '{day}'"
     ).fetchone()
-    by_spark = spark.read.format("delta").load(settings.predictions_table).where(F.col("event_date") == day).count()
+    by_spark = (
+        spark.read.format("delta")
+        .load(settings.predictions_table)
+        .where(F.col("event_date") == day)
+        .count()
+    )
     assert by_duckdb is not None and by_duckdb[0] == by_spark > 0
+
+
+def _wait_for_rows(spark: SparkSession, table: str, count: int, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    found = 0
+    while time.monotonic() < deadline:
+        if Path(table, "_delta_log").is_dir():
+            found = spark.read.format("delta").load(table).count()
+            if found >= count:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"{found} of {count} rows in {table} after {timeout_s}s")
+
+
+def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is_broken(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(
+        f"models:/{registry.name}@champion", trigger=Trigger(interval="500 milliseconds")
+    )
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    service.start()
+    try:
+        produce(kafka_bootstrap, topic, mixed_events(10, bad_every=0))
+        _wait_for_rows(spark, settings.predictions_table, 10)
+
+        v2 = registry.register_spark(
+            fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark)
+        )
+        produce(kafka_bootstrap, topic, mixed_events(10, start=10, bad_every=0), start_key=10)
+        _wait_for_rows(spark, settings.predictions_table, 20)
+
+        base = training_frame(spark)
+        wider = base.withColumn("beds", base.accommodates / 2)
+        broken = fit_pipeline(wider, features=[*FEATURES, "beds"])  # needs a field events lack
+        registry.register_spark(broken, wider, features=[*FEATURES, "beds"])
+        produce(kafka_bootstrap, topic, mixed_events(10, start=20, bad_every=0), start_key=20)
+        _wait_for_rows(spark, settings.predictions_table, 30)
+    finally:
+        service.request_stop()
+        service.run_until_stopped()
+
+    rows = spark.read.format("delta").load(settings.predictions_table).collect()
+    version_of = {r.event_id: r.model_version for r in rows}
+    assert {version_of[f"e-{i}"] for i in range(10)} == {"1"}
+    assert {version_of[f"e-{i}"] for i in range(10, 30)} == {v2}
+    per_batch: dict[int, set[str]] = {}
+    for r in rows:
+        per_batch.setdefault(r.batch_id, set()).add(r.model_version)
+    assert all(len(versions) == 1 for versions in per_batch.values())
+    rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")._value.get()
+    assert rejected == 1
+    all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, 30)

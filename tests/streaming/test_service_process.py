@@ -17,8 +17,13 @@ from pyspark.sql import SparkSession
 
 from streaming.jvm_packages import PROJECT_ROOT
 from streaming.tracking import TrackingStore
-from tests.streaming.conftest import Registry, mixed_events, produce, training_frame
-from tests.streaming.test_service import all_offsets_once
+from tests.streaming.conftest import (
+    Registry,
+    all_offsets_once,
+    mixed_events,
+    produce,
+    training_frame,
+)
 
 
 class ServiceProcess:
@@ -60,7 +65,9 @@ def committed_batches(table: Path) -> int:
         return 0
 
 
-def wait_for_batches(table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180) -> int:
+def wait_for_batches(
+    table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180
+) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, "service exited early"
@@ -76,7 +83,9 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(30)
 
 
-def _options(kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Path) -> dict[str, str]:
+def _options(
+    kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Path
+) -> dict[str, str]:
     return {
         "bootstrap-servers": kafka_bootstrap,
         "topic": topic,
@@ -85,7 +94,7 @@ def _options(kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Pat
         "quarantine-table": str(tmp_path / "quarantine"),
         "checkpoint": str(tmp_path / "checkpoint"),
         "query-name": "crash-test",
-        "max-offsets-per-trigger": "25",
+        "max-offsets-per-trigger": "40",
         "master": "local[2]",
         "conf": "spark.ui.enabled=false",
     }
@@ -101,9 +110,11 @@ def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
     tmp_path: Path,
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
-    produced = 400
+    produced = 200
     produce(kafka_bootstrap, topic, mixed_events(produced))
-    service = ServiceProcess(tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path))
+    service = ServiceProcess(
+        tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path)
+    )
     predictions = tmp_path / "predictions"
 
     seen = 0
@@ -116,8 +127,7 @@ def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
     final = service.start("--trigger", "available-now")
     assert final.wait(300) == 0, service.log()
 
-    table_settings = type("S", (), {"predictions_table": str(predictions), "quarantine_table": str(tmp_path / "quarantine")})
-    all_offsets_once(spark, table_settings, produced)  # type: ignore[arg-type]
+    all_offsets_once(spark, str(predictions), str(tmp_path / "quarantine"), produced)
 
 
 def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
@@ -131,7 +141,9 @@ def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     produce(kafka_bootstrap, topic, mixed_events(200))
-    service = ServiceProcess(tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path))
+    service = ServiceProcess(
+        tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path)
+    )
     process = service.start("--trigger", "500ms")
     wait_for_batches(tmp_path / "predictions", 2, process)
 
@@ -141,9 +153,16 @@ def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
     assert "stop requested" in log
     assert '"event": "batch"' in log
 
-    committed = max(int(p.name) for p in (tmp_path / "checkpoint" / "commits").iterdir() if p.name.isdigit())
+    committed = max(
+        int(p.name) for p in (tmp_path / "checkpoint" / "commits").iterdir() if p.name.isdigit()
+    )
     last_in_table = max(
-        r.batch_id for r in spark.read.format("delta").load(str(tmp_path / "predictions")).select("batch_id").distinct().collect()
+        r.batch_id
+        for r in spark.read.format("delta")
+        .load(str(tmp_path / "predictions"))
+        .select("batch_id")
+        .distinct()
+        .collect()
     )
     assert last_in_table <= committed + 1
     assert subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout == b""
@@ -152,7 +171,11 @@ def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
 def test_a_configuration_error_is_one_line_and_exit_code_2(
     tracking_store: TrackingStore, kafka_bootstrap: str, topic: str, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_store.tracking_uri, "PYSPARK_PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_store.tracking_uri,
+        "PYSPARK_PYTHON": sys.executable,
+    }
     result = subprocess.run(
         [sys.executable, "-m", "streaming", "--log-level", "ERROR", "run",
          "--bootstrap-servers", kafka_bootstrap, "--topic", topic,

@@ -1,0 +1,99 @@
+"""``python -m streaming batch``: the stream's scoring over a table, into a Delta table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.sql import SparkSession
+
+from streaming.cli import main
+from streaming.tracking import TrackingStore
+from tests.streaming.conftest import FEATURES, Registry, training_frame
+
+
+def test_a_delta_table_is_scored_like_the_model_scores_it(
+    spark: SparkSession,
+    registry: Registry,
+    base_model: PipelineModel,
+    tracking_store: TrackingStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    version = registry.register_spark(base_model, training_frame(spark))
+    listings = training_frame(spark).selectExpr("uuid() AS event_id", "*")  # extra columns are fine
+    listings.write.format("delta").save(str(tmp_path / "listings"))
+    env = {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}
+
+    argv = [
+        "batch",
+        "--input",
+        str(tmp_path / "listings"),
+        "--model-uri",
+        f"models:/{registry.name}@champion",
+        "--predictions-table",
+        str(tmp_path / "scored"),
+    ]
+    assert main(argv, env) == 0
+
+    assert f"{listings.count()} predictions written" in capsys.readouterr().out
+    scored = spark.read.format("delta").load(str(tmp_path / "scored"))
+    expected = {
+        r.event_id: r.prediction
+        for r in base_model.transform(
+            spark.read.format("delta").load(str(tmp_path / "listings"))
+        ).collect()
+    }
+    assert {r.event_id: r.prediction for r in scored.collect()} == pytest.approx(
+        expected, rel=1e-12
+    )
+    assert {(r.model_name, r.model_version) for r in scored.collect()} == {(registry.name, version)}
+
+
+def test_a_table_without_the_models_columns_stops_with_one_line(
+    spark: SparkSession,
+    registry: Registry,
+    base_model: PipelineModel,
+    tracking_store: TrackingStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    training_frame(spark).drop(FEATURES[1]).write.parquet(str(tmp_path / "narrow"))
+    argv = [
+        "batch",
+        "--input",
+        str(tmp_path / "narrow"),
+        "--model-uri",
+        f"models:/{registry.name}@champion",
+        "--predictions-table",
+        str(tmp_path / "scored"),
+    ]
+
+    assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "accommodates" in err and len(err.splitlines()) == 1
+
+
+def test_an_unknown_input_path_stops_with_one_line(
+    tracking_store: TrackingStore,
+    registry: Registry,
+    spark: SparkSession,
+    base_model: PipelineModel,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    argv = [
+        "batch",
+        "--input",
+        str(tmp_path / "nowhere"),
+        "--model-uri",
+        f"models:/{registry.name}@champion",
+        "--predictions-table",
+        str(tmp_path / "scored"),
+    ]
+    assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"cannot read --input {tmp_path / 'nowhere'}" in err and len(err.splitlines()) == 1

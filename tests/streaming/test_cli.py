@@ -1,0 +1,114 @@
+"""The command line: where each setting comes from, and one-line errors for bad configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streaming.cli import _parser, build_service_settings, main
+from streaming.settings import Secret, Trigger
+
+REQUIRED = [
+    "--bootstrap-servers",
+    "127.0.0.1:9092",
+    "--topic",
+    "listings",
+    "--model-uri",
+    "models:/listing-price@champion",
+    "--predictions-table",
+    "/tmp/p",
+    "--quarantine-table",
+    "/tmp/q",
+]
+
+
+def settings(argv: list[str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return build_service_settings(_parser().parse_args(["run", *argv]), env or {})
+
+
+def test_flags_win_over_the_environment_which_wins_over_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text(
+        'trigger = "1m"\nquery-name = "from-file"\nmax-offsets-per-trigger = 100\n'
+        'starting-offsets = "latest"\n'
+    )
+    env = {"STREAMING_QUERY_NAME": "from-env", "STREAMING_MAX_OFFSETS_PER_TRIGGER": "50"}
+    s = settings([*REQUIRED, "--config", str(config), "--max-offsets-per-trigger", "10"], env)
+
+    assert s.max_offsets_per_trigger == 10  # flag
+    assert s.query_name == "from-env"  # environment over file
+    assert s.trigger == Trigger(interval="1 minutes")  # file
+    assert s.starting_offsets == "latest"
+    assert s.app_id == "streaming-inference:from-env"
+    assert s.checkpoint_dir.endswith("checkpoints/from-env")
+
+
+def test_every_required_option_reads_from_the_environment() -> None:
+    env = {
+        "STREAMING_BOOTSTRAP_SERVERS": "b:9092",
+        "STREAMING_TOPIC": "a,b",
+        "STREAMING_MODEL_URI": "models:/m@champion",
+        "STREAMING_PREDICTIONS_TABLE": "/p",
+        "STREAMING_QUARANTINE_TABLE": "/q",
+        "STREAMING_TRIGGER": "available-now",
+    }
+    s = settings([], env)
+    assert (s.bootstrap_servers, s.topics, s.model_uri) == (
+        "b:9092",
+        ("a", "b"),
+        "models:/m@champion",
+    )
+    assert s.trigger.available_now
+
+
+def test_kafka_options_pass_through_and_credentials_stay_secret() -> None:
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required password="hunter2";'
+    env = {"STREAMING_KAFKA_SASL_JAAS_CONFIG": jaas}
+    s = settings([*REQUIRED, "--kafka-option", "kafka.security.protocol=SASL_SSL"], env)
+
+    assert s.kafka_options["kafka.security.protocol"] == "SASL_SSL"
+    secret = s.kafka_options["kafka.sasl.jaas.config"]
+    assert isinstance(secret, Secret) and secret.value == jaas
+    assert "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--trigger", "soon"], {}, "--trigger 'soon' is not understood"),
+        (
+            [],
+            {"STREAMING_MAX_OFFSETS_PER_TRIGGER": "many"},
+            "STREAMING_MAX_OFFSETS_PER_TRIGGER='many'",
+        ),
+        (["--max-offsets-per-trigger", "0"], {}, "--max-offsets-per-trigger must be a positive"),
+        (
+            ["--conf", "spark.sql.shuffle.partitions"],
+            {},
+            "--conf 'spark.sql.shuffle.partitions' must look like",
+        ),
+        (["--kafka-option", "nonsense"], {}, "--kafka-option 'nonsense' must look like"),
+        (["--topic-pattern", "t.*"], {}, "exactly one of --topic"),
+        (["--query-name", "a b"], {}, "--query-name 'a b' may hold only"),
+        (
+            ["--config", "/nonexistent/service.toml"],
+            {},
+            "cannot read --config /nonexistent/service.toml",
+        ),
+    ],
+)
+def test_bad_configuration_stops_with_one_line_before_spark_starts(
+    argv: list[str], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", *REQUIRED, *argv], env) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_missing_required_option_names_its_flag_and_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "--bootstrap-servers", "b:1", "--topic", "t"], {}) == 2
+    assert "--model-uri is required (or set STREAMING_MODEL_URI)" in capsys.readouterr().err
