@@ -15,7 +15,7 @@ from streaming.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA, predicti
 
 __all__ = ["read_input_table", "score_table", "write_batch_predictions"]
 
-_KAFKA_DEFAULTS = {"key": "string", "topic": "string", "partition": "int", "offset": "bigint"}
+_KAFKA_DEFAULTS = {"topic": "string", "partition": "int", "offset": "bigint"}
 
 
 def read_input_table(spark: SparkSession, path: str, fmt: str | None = None) -> DataFrame:
