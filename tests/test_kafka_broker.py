@@ -1,4 +1,4 @@
-"""scripts/kafka-broker: start waits until the broker answers, stop leaves nothing, both idempotent."""
+"""scripts/kafka-broker: start waits until it answers, stop leaves nothing, both idempotent."""
 
 from __future__ import annotations
 
