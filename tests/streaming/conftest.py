@@ -18,6 +18,8 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import Imputer, OneHotEncoder, StringIndexer, VectorAssembler
 from pyspark.ml.regression import LinearRegression
 from pyspark.sql import DataFrame, SparkSession
+from sklearn import compose, impute, linear_model, preprocessing
+from sklearn import pipeline as sk_pipeline
 
 from streaming.settings import ServiceSettings, Trigger
 from streaming.tracking import TrackingStore, ensure_experiment
@@ -151,6 +153,13 @@ def mixed_events(count: int, start: int = 0, bad_every: int = 7) -> list[bytes |
     return values
 
 
+def well_formed(values: list[bytes | None]) -> list[dict[str, object]]:
+    """The events of ``mixed_events`` the service must score (the rest are quarantined)."""
+    return [
+        json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v
+    ]
+
+
 @pytest.fixture
 def service_settings(
     kafka_bootstrap: str, topic: str, tmp_path: Path
@@ -188,3 +197,33 @@ def all_offsets_once(spark: SparkSession, predictions: str, quarantine: str, pro
     assert sum(len(v) for v in per_partition.values()) == produced
     for found in per_partition.values():
         assert sorted(found) == list(range(len(found))), "a gap in a partition's offsets"
+
+
+def register_sklearn(registry: Registry, alias: str) -> tuple[str, object]:
+    """Register a scikit-learn pipeline (a pyfunc, not MLlib) and point ``alias`` at it."""
+    frame = pd.DataFrame([event(i) for i in range(60)])[FEATURES]
+    frame["bedrooms"] = frame["bedrooms"].astype(float)
+    target = 30.0 * frame["accommodates"] + 5.0
+    model = sk_pipeline.make_pipeline(
+        compose.ColumnTransformer(
+            [
+                ("rooms", preprocessing.OneHotEncoder(handle_unknown="ignore"), ["room_type"]),
+                ("numbers", impute.SimpleImputer(), ["accommodates", "bedrooms"]),
+            ]
+        ),
+        linear_model.LinearRegression(),
+    ).fit(frame, target)
+    ensure_experiment(registry.store, "streaming-tests")
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(frame, pd.DataFrame({"prediction": model.predict(frame)})),
+            input_example=frame.head(3),
+            registered_model_name=registry.name,
+            pip_requirements=["scikit-learn"],
+            skops_trusted_types=["numpy.dtype"],
+        )
+    version = str(info.registered_model_version)
+    registry.client.set_registered_model_alias(registry.name, alias, version)
+    return version, model

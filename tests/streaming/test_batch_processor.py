@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
-from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from streaming.batch_processor import MicroBatchProcessor
 from streaming.delta_sink import BatchRecord, DeltaSink
@@ -28,14 +20,15 @@ from streaming.tables import (
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
-from streaming.tracking import ensure_experiment
 from tests.streaming.conftest import (
     FEATURES,
     Registry,
     event,
     fit_pipeline,
     mixed_events,
+    register_sklearn,
     training_frame,
+    well_formed,
 )
 
 AT = datetime(2026, 11, 23, 12, 0)
@@ -187,48 +180,17 @@ def test_an_unreachable_registry_leaves_the_current_model_serving(
     assert failures == 1
 
 
-def _sklearn_model(registry: Registry, alias: str) -> tuple[str, object]:
-    frame = pd.DataFrame([event(i) for i in range(60)])[FEATURES]
-    frame["bedrooms"] = frame["bedrooms"].astype(float)
-    target = 30.0 * frame["accommodates"] + 5.0
-    model = make_pipeline(
-        ColumnTransformer(
-            [
-                ("rooms", OneHotEncoder(handle_unknown="ignore"), ["room_type"]),
-                ("numbers", SimpleImputer(), ["accommodates", "bedrooms"]),
-            ]
-        ),
-        LinearRegression(),
-    ).fit(frame, target)
-    ensure_experiment(registry.store, "streaming-tests")
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(frame, pd.DataFrame({"prediction": model.predict(frame)})),
-            input_example=frame.head(3),
-            registered_model_name=registry.name,
-            pip_requirements=["scikit-learn"],
-            skops_trusted_types=["numpy.dtype"],
-        )
-    version = str(info.registered_model_version)
-    registry.client.set_registered_model_alias(registry.name, alias, version)
-    return version, model
-
-
 def test_a_scikit_learn_model_is_served_through_spark_udf(
     spark: SparkSession, registry: Registry, tmp_path: Path
 ) -> None:
-    version, model = _sklearn_model(registry, "champion")
+    version, model = register_sklearn(registry, "champion")
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
     assert process.models.current.flavor == "pyfunc"
 
     values = mixed_events(12)
     outcome = process(records(spark, values), 0)
 
-    good = [
-        json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v
-    ]
+    good = well_formed(values)
     frame = pd.DataFrame(good)[FEATURES].astype({"bedrooms": float})
     expected = dict(zip([g["event_id"] for g in good], model.predict(frame), strict=True))  # type: ignore[attr-defined]
     actual = {

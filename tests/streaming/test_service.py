@@ -9,14 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import deltalake
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from streaming.cli import main
 from streaming.errors import CheckpointMismatchError, ConfigurationError
 from streaming.metrics import ServiceMetrics
 from streaming.service import InferenceService
 from streaming.settings import ServiceSettings, Trigger
+from streaming.tracking import TrackingStore
 from tests.streaming.conftest import (
     FEATURES,
     Registry,
@@ -25,7 +28,9 @@ from tests.streaming.conftest import (
     fit_pipeline,
     mixed_events,
     produce,
+    register_sklearn,
     training_frame,
+    well_formed,
 )
 
 
@@ -55,9 +60,7 @@ def test_predictions_match_the_model_and_bad_records_are_quarantined(
 
     predictions = spark.read.format("delta").load(settings.predictions_table)
     quarantine = spark.read.format("delta").load(settings.quarantine_table)
-    good = [
-        json.loads(v) for v in values if v and v.startswith(b'{"event_id"') and b"lots" not in v
-    ]
+    good = well_formed(values)
     assert predictions.count() == len(good)
     assert quarantine.count() == len(values) - len(good)
 
@@ -361,3 +364,37 @@ def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is
     rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")._value.get()
     assert rejected == 1
     all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, 30)
+
+
+def test_a_scikit_learn_model_serves_through_the_run_command(
+    spark: SparkSession,
+    registry: Registry,
+    tracking_store: TrackingStore,
+    topic: str,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+) -> None:
+    version, model = register_sklearn(registry, "champion")
+    values = mixed_events(21)
+    produce(kafka_bootstrap, topic, values)
+    predictions, quarantine = tmp_path / "predictions", tmp_path / "quarantine"
+    argv = [
+        "run",
+        "--bootstrap-servers", kafka_bootstrap,
+        "--topic", topic,
+        "--model-uri", f"models:/{registry.name}@champion",
+        "--predictions-table", str(predictions),
+        "--quarantine-table", str(quarantine),
+        "--checkpoint", str(tmp_path / "checkpoint"),
+        "--trigger", "available-now",
+    ]  # fmt: skip
+
+    assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 0
+
+    good = well_formed(values)
+    frame = pd.DataFrame(good)[FEATURES].astype({"bedrooms": float})
+    expected = dict(zip([g["event_id"] for g in good], model.predict(frame), strict=True))  # type: ignore[attr-defined]
+    rows = spark.read.format("delta").load(str(predictions)).collect()
+    assert {r.event_id: r.prediction for r in rows} == pytest.approx(expected)
+    assert {r.model_version for r in rows} == {version}
+    all_offsets_once(spark, str(predictions), str(quarantine), len(values))
