@@ -118,7 +118,7 @@ def _show_tables() -> None:
 
     predictions = DeltaTable(str(DEMO_DIR / "predictions")).to_pandas()
     quarantine = DeltaTable(str(DEMO_DIR / "quarantine")).to_pandas()
-    newest = predictions.sort_values("scored_at", ascending=False)
+    newest = predictions.sort_values(["batch_id", "offset"], ascending=False)
     columns = ["key", "prediction", "model_name", "model_version", "partition", "offset"]
     _step(f"predictions: {len(predictions)} rows in {DEMO_DIR / 'predictions'} (newest 10)")
     print(newest[[c for c in columns if c in newest.columns]].head(10).to_string(index=False))

@@ -47,6 +47,10 @@ def _snippet(column: Column) -> Column:
     ).otherwise(column)
 
 
+def _string_array(values: list[str]) -> Column:
+    return F.array(*[F.lit(v) for v in values]).cast("array<string>")
+
+
 def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
     """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit.
 
@@ -59,48 +63,64 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
     """
     json_schema = schema.json_schema()
     text = F.col("value").cast("string")
+    # Each check is written once over arrays of field names (higher-order functions), so the
+    # generated code stays small however many features the model has.
     parsed = records.select(
         "*",
         F.from_json(text, "map<string,string>").alias("_fields"),
         F.from_json(text, json_schema, {"mode": "PERMISSIVE"}).alias("_typed"),
-    )
+        F.is_valid_utf8(text).alias("_utf8"),
+    ).withColumn("_typed_fields", F.from_json(F.to_json("_typed"), "map<string,string>"))
+    raw, typed = F.col("_fields"), F.col("_typed_fields")
 
-    missing = [
-        F.when(~F.map_contains_key("_fields", name), F.lit(f"missing field '{name}'"))
-        for name in schema.names
-        if name in schema.required
-    ]
-    mismatched = [
-        F.when(
-            F.col("_fields")[field.name].isNotNull() & F.col("_typed")[field.name].isNull(),
-            F.concat(
-                F.lit(f"field '{field.name}' is not {field.dataType.simpleString()}: "),
-                _snippet(F.col("_fields")[field.name]),
+    required = _string_array([n for n in schema.names if n in schema.required])
+    missing = F.filter(required, lambda name: ~F.map_contains_key(raw, name))
+    missing_detail = F.array_join(
+        F.transform(missing, lambda name: F.concat(F.lit("missing field '"), name, F.lit("'"))),
+        "; ",
+    )
+    declared = F.array(
+        *[
+            F.struct(F.lit(f.name).alias("name"), F.lit(f.dataType.simpleString()).alias("type"))
+            for f in json_schema.fields
+        ]
+    )
+    mismatched = F.filter(
+        declared,
+        lambda f: (
+            F.try_element_at(raw, f["name"]).isNotNull()
+            & F.try_element_at(typed, f["name"]).isNull()
+        ),
+    )
+    mismatch_detail = F.array_join(
+        F.transform(
+            mismatched,
+            lambda f: F.concat(
+                F.lit("field '"), f["name"], F.lit("' is not "), f["type"], F.lit(": "),
+                _snippet(F.try_element_at(raw, f["name"])),
             ),
-        )
-        for field in json_schema.fields
-    ]
-    missing_detail = F.concat_ws("; ", *missing) if missing else F.lit("")
-    mismatch_detail = F.concat_ws("; ", *mismatched)
+        ),
+        "; ",
+    )  # fmt: skip
+    checked = parsed.select(
+        "*", missing_detail.alias("_missing"), mismatch_detail.alias("_mismatch")
+    )
 
     error_kind = (
         F.when(F.col("value").isNull(), F.lit(ErrorKind.EMPTY_VALUE))
-        .when(~F.is_valid_utf8(text), F.lit(ErrorKind.INVALID_UTF8))
-        .when(F.col("_fields").isNull(), F.lit(ErrorKind.MALFORMED_JSON))
-        .when(missing_detail != "", F.lit(ErrorKind.MISSING_FIELD))
-        .when(mismatch_detail != "", F.lit(ErrorKind.TYPE_MISMATCH))
+        .when(~F.col("_utf8"), F.lit(ErrorKind.INVALID_UTF8))
+        .when(raw.isNull(), F.lit(ErrorKind.MALFORMED_JSON))
+        .when(F.col("_missing") != "", F.lit(ErrorKind.MISSING_FIELD))
+        .when(F.col("_mismatch") != "", F.lit(ErrorKind.TYPE_MISMATCH))
     )
     error_detail = (
         F.when(F.col("value").isNull(), F.lit("record has no value (tombstone or null)"))
-        .when(~F.is_valid_utf8(text), F.lit("value is not valid UTF-8"))
-        .when(
-            F.col("_fields").isNull(),
-            F.concat(F.lit("value is not a JSON object: "), _snippet(text)),
-        )
-        .when(missing_detail != "", missing_detail)
-        .when(mismatch_detail != "", mismatch_detail)
+        .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
+        .when(raw.isNull(), F.concat(F.lit("value is not a JSON object: "), _snippet(text)))
+        .when(F.col("_missing") != "", F.col("_missing"))
+        .when(F.col("_mismatch") != "", F.col("_mismatch"))
     )
-    judged = parsed.select("*", error_kind.alias("error_kind"), error_detail.alias("error_detail"))
+    judged = checked.select("*", error_kind.alias("error_kind"), error_detail.alias("error_detail"))
 
     valid = judged.where(F.col("error_kind").isNull()).select(
         F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
