@@ -79,7 +79,18 @@ def listing_events(count: int, seed: int, malformed_every: int = 0) -> Iterator[
     listings = generate_listings(count, seed=seed)
     for i, row in enumerate(listings.to_dict("records"), start=1):
         key = str(row[ID_COLUMN])
+        features = {c: row[c] for c in FEATURE_COLUMNS}
         if malformed_every and i % malformed_every == 0:
-            yield key, b'{"truncated": '
+            yield key, _malformed(features, i // malformed_every)
         else:
-            yield key, encode_event({c: row[c] for c in FEATURE_COLUMNS})
+            yield key, encode_event(features)
+
+
+def _malformed(features: Mapping[str, Any], n: int) -> bytes:
+    """The n-th malformed value: truncated JSON, a wrong type, or bytes that are not UTF-8."""
+    kind = n % 3
+    if kind == 0:
+        return b'{"truncated": '
+    if kind == 1:
+        return encode_event({**features, "accommodates": "a few"})
+    return b"\xc3\x28 not utf-8"
