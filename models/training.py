@@ -14,7 +14,7 @@ import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.types import ColSpec, DataType, Schema
-from pyspark.ml import PipelineModel
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.regression import GBTRegressionModel, RandomForestRegressionModel
 from pyspark.sql import DataFrame, SparkSession
@@ -257,12 +257,8 @@ def max_bins_for(spec: TrainingSpec, train: DataFrame) -> int:
     return effective_max_bins(spec.regressor.max_bins, counts)
 
 
-def fit_pipeline(spec: TrainingSpec, train: DataFrame) -> tuple[PipelineModel, int]:
-    """Fit the spec's pipeline on the train split.
-
-    Returns:
-        The fitted model and the ``max_bins`` used (raised for wide categoricals).
-    """
+def pipeline_for(spec: TrainingSpec, train: DataFrame) -> tuple[Pipeline, int]:
+    """The spec's unfitted pipeline; ``max_bins`` raised for the split's categoricals."""
     max_bins = max_bins_for(spec, train)
     pipeline = build_pipeline(
         spec.regressor,
@@ -272,6 +268,16 @@ def fit_pipeline(spec: TrainingSpec, train: DataFrame) -> tuple[PipelineModel, i
         spec.label_column,
         max_bins=max_bins,
     )
+    return pipeline, max_bins
+
+
+def fit_pipeline(spec: TrainingSpec, train: DataFrame) -> tuple[PipelineModel, int]:
+    """Fit the spec's pipeline on the train split.
+
+    Returns:
+        The fitted model and the ``max_bins`` used (raised for wide categoricals).
+    """
+    pipeline, max_bins = pipeline_for(spec, train)
     return pipeline.fit(train), max_bins
 
 

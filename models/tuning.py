@@ -34,7 +34,7 @@ from models.experiments import (
     open_experiment,
     registry_client,
 )
-from models.pipeline import PREDICTION_COLUMN, build_pipeline
+from models.pipeline import PREDICTION_COLUMN
 from models.sklearn_pipeline import SKOPS_TRUSTED_TYPES, build_sklearn_pipeline
 from models.training import (
     PreparedData,
@@ -45,8 +45,8 @@ from models.training import (
     log_evaluation,
     log_spark_model,
     log_training_record,
-    max_bins_for,
     model_signature,
+    pipeline_for,
     prepare_data,
 )
 from streaming.tracking import TrackingStore
@@ -157,15 +157,7 @@ def _tune_spark(
     prepared: PreparedData,
     run_id: str,
 ) -> BackendResult:
-    max_bins = max_bins_for(spec, prepared.train)
-    pipeline = build_pipeline(
-        spec.regressor,
-        spec.seed,
-        spec.categorical_columns,
-        spec.numeric_columns,
-        spec.label_column,
-        max_bins=max_bins,
-    )
+    pipeline, max_bins = pipeline_for(spec, prepared.train)
     regressor = pipeline.getStages()[-1]
     assert isinstance(regressor, RandomForestRegressor | GBTRegressor)
     trees = (

@@ -19,6 +19,19 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
+def batch_argv(source: Path, registry: Registry, output: Path) -> list[str]:
+    model_uri = f"models:/{registry.name}@champion"
+    return [
+        "batch",
+        "--input",
+        str(source),
+        "--model-uri",
+        model_uri,
+        "--predictions-table",
+        str(output),
+    ]
+
+
 def test_a_delta_table_is_scored_like_the_model_scores_it(
     spark: SparkSession,
     registry: Registry,
@@ -32,15 +45,7 @@ def test_a_delta_table_is_scored_like_the_model_scores_it(
     listings.write.format("delta").save(str(tmp_path / "listings"))
     env = {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}
 
-    argv = [
-        "batch",
-        "--input",
-        str(tmp_path / "listings"),
-        "--model-uri",
-        f"models:/{registry.name}@champion",
-        "--predictions-table",
-        str(tmp_path / "scored"),
-    ]
+    argv = batch_argv(tmp_path / "listings", registry, tmp_path / "scored")
     assert main(argv, env) == 0
 
     assert f"{listings.count()} predictions written" in capsys.readouterr().out
@@ -67,15 +72,7 @@ def test_a_table_without_the_models_columns_stops_with_one_line(
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     training_frame(spark).drop(FEATURES[1]).write.parquet(str(tmp_path / "narrow"))
-    argv = [
-        "batch",
-        "--input",
-        str(tmp_path / "narrow"),
-        "--model-uri",
-        f"models:/{registry.name}@champion",
-        "--predictions-table",
-        str(tmp_path / "scored"),
-    ]
+    argv = batch_argv(tmp_path / "narrow", registry, tmp_path / "scored")
 
     assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
     errors = error_lines(capsys.readouterr().err)
@@ -91,15 +88,7 @@ def test_an_unknown_input_path_stops_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
-    argv = [
-        "batch",
-        "--input",
-        str(tmp_path / "nowhere"),
-        "--model-uri",
-        f"models:/{registry.name}@champion",
-        "--predictions-table",
-        str(tmp_path / "scored"),
-    ]
+    argv = batch_argv(tmp_path / "nowhere", registry, tmp_path / "scored")
     assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and f"cannot read --input {tmp_path / 'nowhere'}" in errors[0]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -398,3 +400,32 @@ def test_a_scikit_learn_model_serves_through_the_run_command(
     assert {r.event_id: r.prediction for r in rows} == pytest.approx(expected)
     assert {r.model_version for r in rows} == {version}
     all_offsets_once(spark, str(predictions), str(quarantine), len(values))
+
+
+def test_metrics_are_served_over_http(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    settings = service_settings(f"models:/{registry.name}@champion", metrics_port=port)
+    produce(kafka_bootstrap, topic, mixed_events(14))
+    run_once(spark, registry, settings)
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["inference_records_in_total"] == 14
+    assert values["inference_predictions_total"] == 12
+    assert sum(v for k, v in values.items() if k.startswith("inference_quarantined_total")) == 2
+    assert values["inference_model_version"] == 1
