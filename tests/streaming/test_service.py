@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import deltalake
 import pandas as pd
 import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -429,3 +431,32 @@ def test_metrics_are_served_over_http(
     assert values["inference_predictions_total"] == 12
     assert sum(v for k, v in values.items() if k.startswith("inference_quarantined_total")) == 2
     assert values["inference_model_version"] == 1
+
+
+def test_a_topic_pattern_reads_every_matching_topic(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    second = f"{topic}-eu"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
+    try:
+        admin.create_topics([NewTopic(second, num_partitions=1, replication_factor=1)])
+    finally:
+        admin.close()
+    produce(kafka_bootstrap, topic, mixed_events(9, bad_every=0))
+    produce(kafka_bootstrap, second, mixed_events(6, start=9, bad_every=0), start_key=9)
+    settings = service_settings(
+        f"models:/{registry.name}@champion", topics=(), topic_pattern=f"{re.escape(topic)}.*"
+    )
+
+    run_once(spark, registry, settings)
+
+    rows = spark.read.format("delta").load(settings.predictions_table).collect()
+    coordinates = {(r.topic, r.partition, r.offset) for r in rows}
+    assert len(coordinates) == len(rows) == 15
+    assert {r.topic for r in rows} == {topic, second}
