@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from streaming.errors import ConfigurationError
 from streaming.settings import Secret
 
-__all__ = ["KAFKA_COLUMNS", "kafka_source_options", "read_kafka_batch", "read_kafka_stream"]
+__all__ = [
+    "KAFKA_COLUMNS",
+    "check_kafka_access",
+    "kafka_source_options",
+    "read_kafka_batch",
+    "read_kafka_stream",
+]
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
 
@@ -53,3 +61,47 @@ def read_kafka_batch(spark: SparkSession, options: Mapping[str, str]) -> DataFra
     """A batch read of the same records, from ``startingOffsets`` to the latest offsets."""
     batch_options = {k: v for k, v in options.items() if k != "maxOffsetsPerTrigger"}
     return spark.read.format("kafka").options(**batch_options).load().select(*KAFKA_COLUMNS)
+
+
+def check_kafka_access(
+    spark: SparkSession, options: Mapping[str, str], timeout_s: int = 20
+) -> None:
+    """Ask the cluster for its id with the query's own Kafka client and ``kafka.*`` settings.
+
+    Wrong credentials, a protocol the listener does not speak or an untrusted certificate fail
+    here, at start, instead of inside the first batch.
+
+    Raises:
+        ConfigurationError: the cluster did not answer with these settings.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    properties = jvm.java.util.Properties()
+    for key, value in options.items():
+        if key.startswith("kafka."):
+            properties.setProperty(key.removeprefix("kafka."), value)
+    for key in ("request.timeout.ms", "default.api.timeout.ms"):
+        if not properties.containsKey(key):
+            properties.setProperty(key, str(timeout_s * 1000))
+    admin = jvm.org.apache.kafka.clients.admin.Admin.create(properties)
+    try:
+        seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
+        admin.describeCluster().clusterId().get(timeout_s + 5, seconds)
+    except Py4JJavaError as e:
+        raise ConfigurationError(
+            f"Kafka at {options.get('kafka.bootstrap.servers')} did not answer with the given "
+            f"settings ({_root_cause(e.java_exception)}): check --bootstrap-servers and the "
+            "kafka.security.protocol / kafka.sasl.* / kafka.ssl.* options"
+        ) from None
+    finally:
+        admin.close(jvm.java.time.Duration.ofSeconds(5))
+
+
+def _root_cause(throwable: Any) -> str:
+    while throwable.getCause() is not None and throwable.getCause() != throwable:
+        throwable = throwable.getCause()
+    message = throwable.getMessage() or ""
+    name = throwable.getClass().getSimpleName()
+    return f"{name}: {message.splitlines()[0]}" if message else name

@@ -19,7 +19,7 @@ from streaming.batch_processor import MicroBatchProcessor
 from streaming.checkpoint import plan_start, read_checkpoint_state
 from streaming.delta_sink import DeltaSink
 from streaming.errors import ConfigurationError
-from streaming.kafka_source import kafka_source_options, read_kafka_stream
+from streaming.kafka_source import check_kafka_access, kafka_source_options, read_kafka_stream
 from streaming.metrics import ServiceMetrics
 from streaming.model_provider import ModelProvider
 from streaming.settings import ServiceSettings
@@ -114,7 +114,16 @@ class InferenceService:
             CheckpointMismatchError: the checkpoint and the tables disagree.
         """
         s = self.settings
+        options = kafka_source_options(
+            s.bootstrap_servers,
+            topics=s.topics,
+            topic_pattern=s.topic_pattern,
+            starting_offsets=s.starting_offsets,
+            max_offsets_per_trigger=s.max_offsets_per_trigger,
+            extra=s.kafka_options,
+        )
         check_broker_reachable(s.bootstrap_servers)
+        check_kafka_access(self.spark, options)
         self.models.start()
         self.predictions.ensure_table()
         self.quarantine.ensure_table()
@@ -141,14 +150,6 @@ class InferenceService:
             self.metrics,
             replay=plan.replay,
             lag=lambda: _offsets_behind(self.query) if self.query else None,
-        )
-        options = kafka_source_options(
-            s.bootstrap_servers,
-            topics=s.topics,
-            topic_pattern=s.topic_pattern,
-            starting_offsets=s.starting_offsets,
-            max_offsets_per_trigger=s.max_offsets_per_trigger,
-            extra=s.kafka_options,
         )
         records = read_kafka_stream(self.spark, options)
         if s.dedup_watermark:

@@ -214,6 +214,16 @@ def test_a_deleted_predictions_table_with_a_checkpoint_refuses_to_start(
             "cannot serve models:/no-such-model@champion",
         ),
         ({"bootstrap_servers": "127.0.0.1:1"}, "no Kafka broker reachable at 127.0.0.1:1"),
+        (
+            {
+                "kafka_options": {
+                    "kafka.security.protocol": "SSL",  # the listener speaks PLAINTEXT
+                    "kafka.default.api.timeout.ms": "5000",
+                    "kafka.request.timeout.ms": "5000",
+                }
+            },
+            "did not answer with the given settings .* kafka.security.protocol",
+        ),
     ],
 )
 def test_bad_configuration_stops_at_start_with_one_line(
