@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from mlflow.projects._project_spec import load_project
+from mlflow.tracking import MlflowClient
+
+from streaming.tracking import TrackingStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,3 +26,31 @@ def test_mlproject_runs_the_models_commands() -> None:
     assert promote == "python -m models promote --model-name listing-price --min-improvement 0.05"
     tune = project.get_entry_point("tune").compute_command({}, None)
     assert "--num-trees-grid 10,30 --max-depth-grid 4,8" in tune
+
+
+def test_mlflow_run_of_the_train_entry_point_registers_a_model(
+    listings_table: str, tracking_store: TrackingStore, model_name: str, tmp_path: Path
+) -> None:
+    interpreter = Path(sys.executable)
+    env = {
+        **os.environ,
+        "PATH": f"{interpreter.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": tracking_store.tracking_uri,
+        "PYSPARK_PYTHON": str(interpreter),
+    }
+    command = [
+        str(interpreter), "-m", "mlflow", "run", str(PROJECT_ROOT), "-e", "train",
+        "--env-manager", "local", "--experiment-name", "mlproject-test",
+        "-P", f"data_path={listings_table}", "-P", "num_trees=5", "-P", f"model_name={model_name}",
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    client = MlflowClient(tracking_uri=tracking_store.tracking_uri)
+    champion = client.get_model_version_by_alias(model_name, "champion")
+    run = client.get_run(str(champion.run_id))
+    assert run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert run.data.params["num_trees"] == "5"
+    assert run.data.metrics["rmse"] > 0
