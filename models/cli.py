@@ -447,8 +447,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success; 1 when ``reproduce`` finds different metrics; 2 on a user error, after
         printing one ``error: ...`` line to stderr.
     """
-    # MLflow reports usage over the network unless told not to; this tool stays local.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

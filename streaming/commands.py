@@ -31,21 +31,20 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
     """
     from mlflow.tracking import MlflowClient
     from pyspark.errors import StreamingQueryException
-    from pyspark.sql import SparkSession
 
     from streaming.metrics import ServiceMetrics
     from streaming.service import InferenceService, stop_on_signals
-    from streaming.spark_session import build_spark_session, stop_spark
+    from streaming.spark_session import command_session
 
     store = _tracking(env)
-    owns_session = SparkSession.getActiveSession() is None
-    spark = build_spark_session(
-        f"streaming-inference:{settings.query_name}", settings.master, settings.spark_conf
-    )
-    spark.sparkContext.setLogLevel(env.get("SPARK_LOG_LEVEL", "WARN"))
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    service = InferenceService(spark, settings, client, ServiceMetrics())
-    try:
+    with command_session(
+        f"streaming-inference:{settings.query_name}",
+        settings.master,
+        settings.spark_conf,
+        env.get("SPARK_LOG_LEVEL", "WARN"),
+    ) as spark:
+        service = InferenceService(spark, settings, client, ServiceMetrics())
         with stop_on_signals(service):
             service.start()
             try:
@@ -58,21 +57,17 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
                     file=sys.stderr,
                 )
                 return 1
-        return 0
-    finally:
-        if owns_session:
-            stop_spark(spark)  # the process ends with its JVM, not before it
+    return 0
 
 
 def batch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Score a table with a registered model into a Delta predictions table."""
     from mlflow.tracking import MlflowClient
-    from pyspark.sql import SparkSession
 
     from streaming.batch_scoring import read_input_table, write_batch_predictions
     from streaming.cli import spark_conf_options
     from streaming.model_provider import ModelProvider
-    from streaming.spark_session import build_spark_session, stop_spark
+    from streaming.spark_session import command_session
 
     source = args.input or env.get("STREAMING_INPUT")
     model_uri = args.model_uri or env.get("STREAMING_MODEL_URI")
@@ -87,19 +82,16 @@ def batch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     assert source and model_uri and output
     store = _tracking(env)
     conf = spark_conf_options(args.conf or [])
-    owns_session = SparkSession.getActiveSession() is None
-    spark = build_spark_session(
-        "streaming-inference:batch", args.master or env.get("STREAMING_MASTER"), conf
-    )
-    spark.sparkContext.setLogLevel(env.get("SPARK_LOG_LEVEL", "WARN"))
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    try:
+    with command_session(
+        "streaming-inference:batch",
+        args.master or env.get("STREAMING_MASTER"),
+        conf,
+        env.get("SPARK_LOG_LEVEL", "WARN"),
+    ) as spark:
         model = ModelProvider(spark, model_uri, client).start()
         table = read_input_table(spark, source, args.input_format)
         count = write_batch_predictions(spark, table, model, output)
-    finally:
-        if owns_session:
-            stop_spark(spark)
     log.info("scored %d rows of %s with %s into %s", count, source, model.identity, output)
     print(f"{count} predictions written to {output} by {model.identity}")
     return 0

@@ -61,20 +61,16 @@ def _ensure_topic(bootstrap: str, topic: str) -> None:
 
 def _ensure_model(model_name: str) -> str:
     from models.registry import ensure_registered_model
-    from streaming.spark_session import build_spark_session, stop_spark
+    from streaming.spark_session import command_session
     from streaming.tracking import TrackingStore
 
-    spark = build_spark_session("streaming-inference:demo-model", "local[*]")
-    spark.sparkContext.setLogLevel("ERROR")
-    try:
+    with command_session("streaming-inference:demo-model", "local[*]", log_level="ERROR") as spark:
         return ensure_registered_model(
             spark,
             TrackingStore(os.environ.get("MLFLOW_TRACKING_URI")),
             model_name,
             str(DEMO_DIR / "listings"),
         )
-    finally:
-        stop_spark(spark)
 
 
 def _run_service(bootstrap: str, topic: str, model_uri: str) -> subprocess.Popen[bytes]:

@@ -70,8 +70,8 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
         F.from_json(text, "map<string,string>").alias("_fields"),
         F.from_json(text, json_schema, {"mode": "PERMISSIVE"}).alias("_typed"),
         F.is_valid_utf8(text).alias("_utf8"),
-    ).withColumn("_typed_fields", F.from_json(F.to_json("_typed"), "map<string,string>"))
-    raw, typed = F.col("_fields"), F.col("_typed_fields")
+    )
+    raw = F.col("_fields")
 
     required = _string_array([n for n in schema.names if n in schema.required])
     missing = F.filter(required, lambda name: ~F.map_contains_key(raw, name))
@@ -79,18 +79,19 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
         F.transform(missing, lambda name: F.concat(F.lit("missing field '"), name, F.lit("'"))),
         "; ",
     )
+    # One small struct per field: its name, its type, and whether the typed parse lost it.
     declared = F.array(
         *[
-            F.struct(F.lit(f.name).alias("name"), F.lit(f.dataType.simpleString()).alias("type"))
+            F.struct(
+                F.lit(f.name).alias("name"),
+                F.lit(f.dataType.simpleString()).alias("type"),
+                F.col("_typed")[f.name].isNull().alias("untyped"),
+            )
             for f in json_schema.fields
         ]
     )
     mismatched = F.filter(
-        declared,
-        lambda f: (
-            F.try_element_at(raw, f["name"]).isNotNull()
-            & F.try_element_at(typed, f["name"]).isNull()
-        ),
+        declared, lambda f: f["untyped"] & F.try_element_at(raw, f["name"]).isNotNull()
     )
     mismatch_detail = F.array_join(
         F.transform(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark import SparkContext
@@ -13,7 +14,13 @@ from pyspark.sql import SparkSession
 
 from streaming.jvm_packages import resolve_spark_jars
 
-__all__ = ["DELTA_CONF", "build_spark_session", "configure_builder", "stop_spark"]
+__all__ = [
+    "DELTA_CONF",
+    "build_spark_session",
+    "command_session",
+    "configure_builder",
+    "stop_spark",
+]
 
 DELTA_CONF: Mapping[str, str] = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -96,6 +103,27 @@ def _apply_local_defaults(session: SparkSession) -> None:
     for key, value in _LOCAL_CONF.items():
         if not explicit.contains(key):
             session.conf.set(key, value)
+
+
+@contextmanager
+def command_session(
+    app_name: str,
+    master: str | None = None,
+    extra_conf: Mapping[str, str] | None = None,
+    log_level: str = "WARN",
+) -> Iterator[SparkSession]:
+    """The session one command runs on, stopped (JVM included) when the command ends.
+
+    A session that was already active (a test, a notebook) is used and left running.
+    """
+    owns_session = SparkSession.getActiveSession() is None
+    session = build_spark_session(app_name, master, extra_conf)
+    session.sparkContext.setLogLevel(log_level)
+    try:
+        yield session
+    finally:
+        if owns_session:
+            stop_spark(session)  # the process ends with its JVM, not before it
 
 
 def stop_spark(session: SparkSession, timeout_s: float = 30.0) -> None:

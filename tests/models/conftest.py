@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -10,9 +9,6 @@ from pyspark.sql import SparkSession
 
 from models.listings import generate_listings, write_listings
 from tests.models.support import TABLE_ROWS
-
-# MLflow must not report usage over the network from the tests.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session")

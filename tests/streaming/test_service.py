@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from streaming.metrics import ServiceMetrics
 from streaming.service import InferenceService
 from streaming.settings import ServiceSettings, Trigger
 from streaming.tracking import TrackingStore
+from tests.conftest import free_port
 from tests.streaming.conftest import (
     FEATURES,
     Registry,
@@ -423,9 +423,7 @@ def test_metrics_are_served_over_http(
     service_settings: Callable[..., ServiceSettings],
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     settings = service_settings(f"models:/{registry.name}@champion", metrics_port=port)
     produce(kafka_bootstrap, topic, mixed_events(14))
     run_once(spark, registry, settings)

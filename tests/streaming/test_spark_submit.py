@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pyspark.sql import SparkSession
 
 from streaming.jvm_packages import PROJECT_ROOT
 from streaming.tracking import TrackingStore
+from tests.conftest import free_port
 from tests.streaming.conftest import (
     Registry,
     all_offsets_once,
@@ -31,12 +31,6 @@ from tests.streaming.conftest import (
 )
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_for(condition: object, what: str, timeout_s: float = 90) -> None:
@@ -87,7 +81,7 @@ class StandaloneCluster:
         return (self.root / f"{name}.log").read_text(errors="replace")
 
     def start(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"spark://127.0.0.1:{port}"
         self._daemon(
             "master",
@@ -97,7 +91,7 @@ class StandaloneCluster:
             "--port",
             str(port),
             "--webui-port",
-            str(_free_port()),
+            str(free_port()),
         )
         _wait_for(lambda: "I have been elected leader" in self.log("master"), "the Master")
         self._daemon(
@@ -113,7 +107,7 @@ class StandaloneCluster:
             "--work-dir",
             str(self.root / "work"),
             "--webui-port",
-            str(_free_port()),
+            str(free_port()),
         )
         _wait_for(lambda: "Successfully registered with master" in self.log("worker"), "the Worker")
 
