@@ -48,7 +48,7 @@ if [[ $# -gt 0 && ( "$1" == "run" || "$1" == "batch" ) ]]; then
 fi
 [[ "$has_master" == 1 ]] || submit_args+=(--master "local[*]")
 
-jars="$("$PY" -m streaming.jvm_packages)"
+jars="$("$PY" -m infra.jvm_packages)"
 dist="$ROOT/.local/dist"
 mkdir -p "$dist"
 code_zip="$dist/streaming-inference.zip"

@@ -16,15 +16,15 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from pyspark.sql import SparkSession
 
+from infra.errors import ProjectError, first_line
+from infra.spark import stop_spark
+from infra.tracking import TrackingStore
 from models.aliases import DEFAULT_MODEL_NAME
 from models.errors import ModelsError
 from models.experiments import DEFAULT_EXPERIMENT_NAME
 from models.listings import DataSource, check_data_path
 from models.pipeline import RegressorParams
 from models.training import DEFAULT_SPLIT_SEED, TrainingSpec
-from streaming.errors import StreamingError
-from streaming.spark_session import stop_spark
-from streaming.tracking import TrackingStore
 
 __all__ = ["build_parser", "main"]
 
@@ -328,7 +328,7 @@ def _spec(args: argparse.Namespace, grid: bool) -> TrainingSpec:
 
 
 def _spark(args: argparse.Namespace, command: str) -> SparkSession:
-    from streaming.spark_session import build_spark_session
+    from infra.spark import build_spark_session
 
     # A session already running in this process (notebook, tests) is used as it is.
     active = SparkSession.getActiveSession()
@@ -436,10 +436,6 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command.
 
@@ -456,8 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     session_before = SparkSession.getActiveSession()
     try:
         return handler(args)
-    except (ModelsError, StreamingError, MlflowException) as e:
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+    except (ProjectError, MlflowException) as e:
+        print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
     finally:
         session = SparkSession.getActiveSession()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from infra.errors import ProjectError
+
 __all__ = ["DataError", "ModelsError", "RegistryError", "RunNotFoundError", "SettingsError"]
 
 
-class ModelsError(Exception):
+class ModelsError(ProjectError):
     """Base class: every message is one line naming what to fix (path, column, run id...)."""
 
 

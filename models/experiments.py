@@ -7,7 +7,7 @@ from typing import Final
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from streaming.tracking import TrackingStore, configure_tracking, ensure_experiment
+from infra.tracking import TrackingStore, configure_tracking, ensure_experiment
 
 __all__ = ["COMMAND_TAG", "DEFAULT_EXPERIMENT_NAME", "open_experiment", "registry_client"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from streaming.jvm_packages import PROJECT_ROOT
+from infra.jvm_packages import PROJECT_ROOT
 
 __all__ = [
     "LOCK_FILE",

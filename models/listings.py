@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from infra.errors import first_line
 from models.errors import DataError, SettingsError
 
 __all__ = [
@@ -431,15 +432,10 @@ def delta_version(spark: SparkSession, path: str) -> int:
     try:
         row = DeltaTable.forPath(spark, path).history(1).select("version").first()
     except AnalysisException as e:
-        raise DataError(f"{path} is not a Delta table: {_first_line(e)}") from e
+        raise DataError(f"{path} is not a Delta table: {first_line(e)}") from e
     if row is None:
         raise DataError(f"Delta table {path} has no history")
     return int(row["version"])
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _read(spark: SparkSession, source: DataSource) -> tuple[DataFrame, str, int | None]:
@@ -465,7 +461,7 @@ def _read(spark: SparkSession, source: DataSource) -> tuple[DataFrame, str, int 
             )
         return spark.read.parquet(source.path), fmt, None
     except AnalysisException as e:
-        raise DataError(f"cannot read {fmt} data at {source.path}: {_first_line(e)}") from e
+        raise DataError(f"cannot read {fmt} data at {source.path}: {first_line(e)}") from e
 
 
 def _null_double() -> Column:

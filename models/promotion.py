@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from models.aliases import (
     CHALLENGER,
     CHAMPION,
@@ -30,7 +31,6 @@ from models.experiments import (
 from models.listings import DataSource
 from models.pipeline import PREDICTION_COLUMN
 from models.training import TrainingSpec, evaluate, prepare_data
-from streaming.tracking import TrackingStore
 
 __all__ = [
     "PromoteSettings",

@@ -7,6 +7,7 @@ from typing import Final
 
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore, configure_tracking
 from models.aliases import CHAMPION, alias_version, model_uri
 from models.experiments import registry_client
 from models.listings import (
@@ -16,7 +17,6 @@ from models.listings import (
     write_listings,
 )
 from models.training import TrainingSpec, TrainSettings, train
-from streaming.tracking import TrackingStore, configure_tracking
 
 __all__ = ["DEMO_ROWS", "ensure_registered_model"]
 

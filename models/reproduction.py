@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore
 from models import lineage
 from models.errors import RunNotFoundError
 from models.experiments import (
@@ -22,7 +23,6 @@ from models.experiments import (
     registry_client,
 )
 from models.training import METRIC_NAMES, TrainingSpec, evaluate, fit_pipeline, prepare_data
-from streaming.tracking import TrackingStore
 
 __all__ = [
     "MetricComparison",

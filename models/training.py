@@ -20,6 +20,7 @@ from pyspark.ml.regression import GBTRegressionModel, RandomForestRegressionMode
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from models import lineage, plots
 from models.aliases import DEFAULT_MODEL_NAME, assign_new_version_aliases
 from models.errors import DataError, SettingsError
@@ -50,7 +51,6 @@ from models.pipeline import (
     effective_max_bins,
     feature_vector_names,
 )
-from streaming.tracking import TrackingStore
 
 __all__ = [
     "DEFAULT_SPLIT_SEED",

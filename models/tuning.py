@@ -25,6 +25,7 @@ from pyspark.sql import SparkSession
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.model_selection import GridSearchCV, KFold
 
+from infra.tracking import TrackingStore
 from models import lineage
 from models.aliases import DEFAULT_MODEL_NAME, assign_new_version_aliases, sklearn_model_name
 from models.errors import SettingsError
@@ -49,7 +50,6 @@ from models.training import (
     pipeline_for,
     prepare_data,
 )
-from streaming.tracking import TrackingStore
 
 __all__ = ["BackendResult", "TuneResult", "TuneSettings", "tune"]
 

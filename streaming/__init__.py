@@ -1,10 +1,7 @@
 """Structured Streaming inference: Kafka events scored by a registered MLflow model into Delta.
 
-Run ``python -m streaming --help``. The service lives in :mod:`streaming.service`, its settings in
-:mod:`streaming.settings`, the table contracts in :mod:`streaming.tables`.
+Run ``python -m streaming --help``. The flow reads from the folder names: ``source`` (Kafka),
+``parse`` (events against the model's signature), ``score`` (the model from the registry),
+``sink`` (the Delta tables), ``query`` (the long-running query that ties them together), with
+``batch`` (the same scoring over a table), ``produce`` and ``ops`` (status, metrics, logs) beside.
 """
-
-import os
-
-# No network calls at log time: MLflow's usage telemetry is off unless the user turns it on.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -1,29 +1,33 @@
-"""What each CLI command does, given its settings (the CLI parses, these act)."""
+"""What each command does, given its settings: the command line parses, these act."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 
-from streaming.errors import ConfigurationError, StreamingError
-from streaming.settings import DEFAULT_CHECKPOINT_ROOT, ServiceSettings
-from streaming.tracking import TrackingStore, configure_tracking
+from infra.errors import first_line
+from infra.tracking import TrackingStore, configure_tracking
+from streaming.errors import ConfigurationError
+from streaming.settings import (
+    BatchSettings,
+    ProduceSettings,
+    ServiceSettings,
+    SparkCommand,
+    StatusSettings,
+)
 
 __all__ = ["batch", "produce", "run", "status"]
 
 log = logging.getLogger("streaming")
 
 
-def _tracking(env: Mapping[str, str]) -> TrackingStore:
-    store = TrackingStore(env.get("MLFLOW_TRACKING_URI"))
+def _tracking(settings: SparkCommand) -> TrackingStore:
+    store = settings.tracking_store
     configure_tracking(store)
     return store
 
 
-def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
+def run(settings: ServiceSettings) -> int:
     """Run the streaming query until it ends, fails, or gets SIGTERM/SIGINT.
 
     Returns:
@@ -32,17 +36,18 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
     from mlflow.tracking import MlflowClient
     from pyspark.errors import StreamingQueryException
 
-    from streaming.metrics import ServiceMetrics
-    from streaming.service import InferenceService, stop_on_signals
-    from streaming.spark_session import command_session
+    from infra.spark import command_session
+    from streaming.ops.metrics import ServiceMetrics
+    from streaming.query.service import InferenceService, stop_on_signals
 
-    store = _tracking(env)
+    store = _tracking(settings)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     with command_session(
         f"streaming-inference:{settings.query_name}",
+        settings.project_home.spark_jars,
         settings.master,
-        settings.spark_conf,
-        env.get("SPARK_LOG_LEVEL", "WARN"),
+        settings.conf,
+        settings.spark_log_level,
     ) as spark:
         service = InferenceService(spark, settings, client, ServiceMetrics())
         with stop_on_signals(service):
@@ -50,9 +55,8 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
             try:
                 service.run_until_stopped()
             except StreamingQueryException as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else "unknown error"
                 print(
-                    f"error: query {settings.query_name} failed: {first} "
+                    f"error: query {settings.query_name} failed: {first_line(e)} "
                     f"(restart to resume from {settings.checkpoint_dir})",
                     file=sys.stderr,
                 )
@@ -60,74 +64,62 @@ def run(settings: ServiceSettings, env: Mapping[str, str]) -> int:
     return 0
 
 
-def batch(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def batch(settings: BatchSettings) -> int:
     """Score a table with a registered model into a Delta predictions table."""
     from mlflow.tracking import MlflowClient
 
-    from streaming.batch_scoring import read_input_table, write_batch_predictions
-    from streaming.cli import spark_conf_options
-    from streaming.model_provider import ModelProvider
-    from streaming.spark_session import command_session
+    from infra.spark import command_session
+    from streaming.batch.scoring import read_input_table, write_batch_predictions
+    from streaming.score.provider import ModelProvider
 
-    source = args.input or env.get("STREAMING_INPUT")
-    model_uri = args.model_uri or env.get("STREAMING_MODEL_URI")
-    output = args.predictions_table or env.get("STREAMING_PREDICTIONS_TABLE")
-    for flag, value in (
-        ("--input", source),
-        ("--model-uri", model_uri),
-        ("--predictions-table", output),
-    ):
-        if not value:
-            raise StreamingError(f"{flag} is required")
-    assert source and model_uri and output
-    store = _tracking(env)
-    conf = spark_conf_options(args.conf or [])
+    store = _tracking(settings)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     with command_session(
         "streaming-inference:batch",
-        args.master or env.get("STREAMING_MASTER"),
-        conf,
-        env.get("SPARK_LOG_LEVEL", "WARN"),
+        settings.project_home.spark_jars,
+        settings.master,
+        settings.conf,
+        settings.spark_log_level,
     ) as spark:
-        model = ModelProvider(spark, model_uri, client).start()
-        table = read_input_table(spark, source, args.input_format)
-        count = write_batch_predictions(spark, table, model, output)
-    log.info("scored %d rows of %s with %s into %s", count, source, model.identity, output)
-    print(f"{count} predictions written to {output} by {model.identity}")
+        model = ModelProvider(spark, settings.model_uri, client).start()
+        table = read_input_table(spark, settings.input, settings.input_format)
+        result = write_batch_predictions(
+            spark, settings.input, table, model, settings.predictions_table
+        )
+    print(result.describe(settings.input, settings.predictions_table))
     return 0
 
 
-def status(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def status(settings: StatusSettings) -> int:
     """Print lag per partition, the last batch and the model version that scored it."""
-    from streaming.status import read_status
+    from streaming.ops.status import read_status
 
-    query_name = args.query_name or env.get("STREAMING_QUERY_NAME", "inference")
-    checkpoint = Path(
-        args.checkpoint or env.get("STREAMING_CHECKPOINT") or DEFAULT_CHECKPOINT_ROOT / query_name
-    )
+    checkpoint = settings.checkpoint_dir
     if not checkpoint.exists():
         raise ConfigurationError(
             f"no checkpoint at {checkpoint}: give --checkpoint or --query-name"
         )
     result = read_status(
         checkpoint,
-        args.bootstrap_servers or env.get("STREAMING_BOOTSTRAP_SERVERS"),
-        args.predictions_table or env.get("STREAMING_PREDICTIONS_TABLE"),
-        app_id=f"streaming-inference:{query_name}:predictions",
+        settings.bootstrap_servers,
+        settings.predictions_table,
+        app_id=f"streaming-inference:{settings.query_name}:predictions",
+        client_options=settings.kafka_client_options,
     )
     print(result.render())
     return 0
 
 
-def produce(args: argparse.Namespace, env: Mapping[str, str]) -> int:
-    """Send synthetic listing events (every ``--malformed-every``-th one malformed)."""
-    from streaming.producer import listing_events, send_events
+def produce(settings: ProduceSettings) -> int:
+    """Send the events of a JSON-lines file, one Kafka record per line."""
+    from streaming.produce.producer import read_event_lines, send_events
+    from streaming.source.client import kafka_python_config
 
-    bootstrap = args.bootstrap_servers or env.get("STREAMING_BOOTSTRAP_SERVERS")
-    topic = args.topic or env.get("STREAMING_TOPIC")
-    if not bootstrap or not topic:
-        raise StreamingError("--bootstrap-servers and --topic are required")
-    events = listing_events(args.count, args.seed, args.malformed_every)
-    sent = send_events(bootstrap, topic, events)
-    print(f"sent {sent} events to {topic}")
+    sent = send_events(
+        settings.bootstrap_servers,
+        settings.topic,
+        read_event_lines(settings.input, settings.key_field),
+        client_config=kafka_python_config(settings.kafka_client_options),
+    )
+    print(f"sent {sent} events from {settings.input} to {settings.topic}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from infra.errors import ProjectError
+
 __all__ = [
     "CheckpointMismatchError",
     "ConfigurationError",
@@ -10,7 +12,7 @@ __all__ = [
 ]
 
 
-class StreamingError(Exception):
+class StreamingError(ProjectError):
     """Base class: every message is one line a user can act on."""
 
 

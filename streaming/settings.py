@@ -1,36 +1,46 @@
-"""The one typed, frozen settings object of the service, built once at the edge (the CLI)."""
+"""One frozen, typed settings object per command of ``python -m streaming``.
+
+Built once at the edge (:mod:`streaming.cli`) from flags, ``STREAMING_*`` environment variables
+and an optional TOML file (see :mod:`infra.settings`), then passed down.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-from streaming.errors import ConfigurationError
-from streaming.jvm_packages import PROJECT_ROOT
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-__all__ = ["DEFAULT_CHECKPOINT_ROOT", "Secret", "ServiceSettings", "Trigger", "parse_trigger"]
+from infra.paths import ProjectHome
+from infra.settings import CommandSettings, key_value_pairs
+from infra.tracking import TrackingStore
 
-DEFAULT_CHECKPOINT_ROOT = PROJECT_ROOT / "checkpoints"
+__all__ = [
+    "BatchSettings",
+    "KafkaClientSettings",
+    "ProduceSettings",
+    "ServiceSettings",
+    "SparkCommand",
+    "StatusSettings",
+    "StreamingCommand",
+    "Trigger",
+    "is_secret_option",
+    "parse_trigger",
+    "plain_kafka_options",
+]
+
 _INTERVAL = re.compile(r"^(\d+)\s*(ms|s|sec|seconds|m|min|minutes)$")
-_SECRET_KEY = re.compile(r"(password|secret|jaas|token|key\.password|sasl\.jaas)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A value that must never reach logs, MLflow params or the Spark UI."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
+_SECRET_KEY = re.compile(r"(password|secret|jaas|token)", re.IGNORECASE)
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
 class Trigger:
-    """When micro-batches run: every ``interval`` or once over what is available now."""
+    """When micro-batches run: every ``interval``, or once over what is available now."""
 
     interval: str | None = "5 seconds"
     available_now: bool = False
@@ -45,18 +55,18 @@ class Trigger:
 def parse_trigger(text: str) -> Trigger:
     """Parse ``5s``, ``500ms``, ``1m`` or ``available-now``.
 
+    Spark's ``once`` trigger is deprecated and differs from ``available-now`` (one batch, no
+    cap), so it is not accepted.
+
     Raises:
-        ConfigurationError: the text is neither an interval nor ``available-now``.
+        ValueError: the text is neither an interval nor ``available-now``.
     """
     cleaned = text.strip().lower()
-    if cleaned in {"available-now", "availablenow", "available_now", "once"}:
+    if cleaned in {"available-now", "availablenow", "available_now"}:
         return Trigger(interval=None, available_now=True)
     match = _INTERVAL.match(cleaned)
     if match is None:
-        raise ConfigurationError(
-            f"--trigger {text!r} is not understood: use an interval like 5s, 500ms, 1m, "
-            "or available-now"
-        )
+        raise ValueError("is not understood: use an interval like 5s, 500ms, 1m, or available-now")
     amount, unit = int(match.group(1)), match.group(2)
     name = {"ms": "milliseconds", "m": "minutes", "min": "minutes", "minutes": "minutes"}.get(
         unit, "seconds"
@@ -69,52 +79,223 @@ def is_secret_option(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Everything the streaming service needs, validated at start.
+def plain_kafka_options(options: Mapping[str, str | SecretStr]) -> dict[str, str]:
+    """The options with secrets unwrapped: only for handing to a Kafka client, never to log."""
+    return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in options.items()}
 
-    Kafka options (``kafka.*``) are passed through to Spark's Kafka source; those that hold
-    credentials are kept as :class:`Secret`.
+
+class StreamingCommand(CommandSettings):
+    """Options every ``python -m streaming`` command has."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMING_")
+
+    home: Path = Field(
+        default_factory=Path.cwd,
+        description="project home: default checkpoints, MLflow store and caches live under it "
+        "(default: the working directory)",
+    )
+    log_level: str = Field("INFO", description="Python log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json (one JSON object per log line)"
+    )
+
+    @property
+    def project_home(self) -> ProjectHome:
+        return ProjectHome.resolve(self.home)
+
+
+class KafkaClientSettings(StreamingCommand):
+    """Options of a command that talks to Kafka.
+
+    ``kafka_options`` are Kafka client settings (``kafka.KEY``), passed through to Spark's Kafka
+    source and to the project's own Kafka clients; those holding credentials are ``SecretStr``.
     """
 
-    bootstrap_servers: str
-    model_uri: str
-    predictions_table: str
-    quarantine_table: str
-    topics: tuple[str, ...] = ()
-    topic_pattern: str | None = None
-    checkpoint: str | None = None
-    query_name: str = "inference"
-    trigger: Trigger = field(default_factory=Trigger)
-    starting_offsets: str = "earliest"
-    max_offsets_per_trigger: int | None = None
-    kafka_options: Mapping[str, str | Secret] = field(default_factory=dict)
-    model_poll_seconds: float = 30.0
-    dedup_watermark: str | None = None
-    metrics_port: int | None = None
-    master: str | None = None
-    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    bootstrap_servers: str = Field(description="Kafka HOST:PORT[,HOST:PORT]")
+    kafka_options: dict[str, str | SecretStr] = Field(
+        default_factory=dict,
+        description="Kafka client option kafka.KEY=VALUE, repeatable "
+        "[env STREAMING_KAFKA_<KEY>, e.g. STREAMING_KAFKA_SASL_JAAS_CONFIG]",
+        json_schema_extra={"flag": "--kafka-option", "repeatable": True},
+    )
 
-    def __post_init__(self) -> None:
-        if not self.bootstrap_servers.strip():
-            raise ConfigurationError("--bootstrap-servers is empty: give HOST:PORT[,HOST:PORT]")
-        if bool(self.topics) == bool(self.topic_pattern):
-            raise ConfigurationError("give exactly one of --topic NAME[,NAME] or --topic-pattern")
-        if not re.match(r"^[A-Za-z0-9_.-]+$", self.query_name):
-            raise ConfigurationError(
-                f"--query-name {self.query_name!r} may hold only letters, digits, '.', '_', '-'"
-            )
-        if self.max_offsets_per_trigger is not None and self.max_offsets_per_trigger <= 0:
-            raise ConfigurationError("--max-offsets-per-trigger must be a positive number")
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers_given(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("is empty: give HOST:PORT[,HOST:PORT]")
+        return value.strip() if value is not None else None
+
+    @field_validator("kafka_options", mode="before")
+    @classmethod
+    def _kafka_pairs(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            value = key_value_pairs(value, "--kafka-option")
+        return value
+
+    @field_validator("kafka_options")
+    @classmethod
+    def _keep_secrets(cls, value: dict[str, str | SecretStr]) -> dict[str, str | SecretStr]:
+        return {
+            k: SecretStr(v) if isinstance(v, str) and is_secret_option(k) else v
+            for k, v in value.items()
+        }
+
+    @property
+    def kafka_client_options(self) -> dict[str, str]:
+        """``kafka.*`` options without the prefix, secrets unwrapped (for a Kafka client)."""
+        return {
+            k.removeprefix("kafka."): v
+            for k, v in plain_kafka_options(self.kafka_options).items()
+            if k.startswith("kafka.")
+        }
+
+
+class SparkCommand(StreamingCommand):
+    """Options of a command that starts Spark."""
+
+    master: str | None = Field(
+        None, description="Spark master when not under spark-submit (default local[*])"
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark setting spark.KEY=VALUE, repeatable",
+        json_schema_extra={"repeatable": True, "metavar": "spark.KEY=VALUE"},
+    )
+    spark_log_level: str = Field("WARN", description="log level of Spark's own (JVM) logs")
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (default: the embedded sqlite store under "
+        ".local/mlflow of the home; MLFLOW_TRACKING_URI is read too)",
+    )
+
+    @property
+    def tracking_store(self) -> TrackingStore:
+        """The MLflow store: ``--tracking-uri``, or the embedded one under the home."""
+        return TrackingStore(self.project_home.mlflow_store, self.tracking_uri)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_pairs(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return key_value_pairs(value, "--conf")
+        return value
+
+
+class ServiceSettings(KafkaClientSettings, SparkCommand):
+    """Everything the streaming service (``run``) needs, validated at start."""
+
+    model_uri: str = Field(
+        description="models:/NAME@ALIAS (followed), models:/NAME/VERSION, or any MLflow model URI"
+    )
+    predictions_table: str = Field(description="Delta table path of predictions")
+    quarantine_table: str = Field(description="Delta table path of quarantined records")
+    topic: tuple[str, ...] = Field(default=(), description="topic name(s), comma-separated")
+    topic_pattern: str | None = Field(
+        None, description="subscribe to the topics matching this Java regex"
+    )
+    checkpoint: str | None = Field(
+        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
+    )
+    query_name: str = Field(
+        "inference", description="query name; also the Delta txnAppId of its writes"
+    )
+    trigger: Trigger = Field(
+        default_factory=Trigger,
+        description="interval (5s, 500ms, 1m) or available-now (default 5s)",
+    )
+    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
+    max_offsets_per_trigger: int | None = Field(
+        None, gt=0, description="cap on records per micro-batch"
+    )
+    model_poll_seconds: float = Field(
+        30.0, ge=0, description="how often the model alias is looked up, in seconds"
+    )
+    dedup_watermark: str | None = Field(
+        None, description="drop a repeated event_id within this much time, e.g. '10 minutes'"
+    )
+    metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
+    metrics_host: str = Field(
+        "127.0.0.1", description="address /metrics binds (0.0.0.0 for every interface)"
+    )
+
+    @field_validator("topic", mode="before")
+    @classmethod
+    def _topic_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _trigger(cls, value: Any) -> Any:
+        return parse_trigger(value) if isinstance(value, str) else value
+
+    @field_validator("query_name")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.match(value):
+            raise ValueError("may hold only letters, digits, '.', '_', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServiceSettings:
+        if bool(self.topic) == bool(self.topic_pattern):
+            raise ValueError("give exactly one of --topic NAME[,NAME] or --topic-pattern")
         if self.predictions_table.rstrip("/") == self.quarantine_table.rstrip("/"):
-            raise ConfigurationError("--predictions-table and --quarantine-table must differ")
+            raise ValueError("--predictions-table and --quarantine-table must differ")
+        return self
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return self.topic
 
     @property
     def checkpoint_dir(self) -> str:
-        """The query's checkpoint: ``checkpoints/<query name>`` unless given."""
-        return self.checkpoint or str(DEFAULT_CHECKPOINT_ROOT / self.query_name)
+        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
+        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
 
     @property
     def app_id(self) -> str:
         """Delta ``txnAppId`` of this query's writes, stable across restarts of one query."""
         return f"streaming-inference:{self.query_name}"
+
+
+class BatchSettings(SparkCommand):
+    """``batch``: score a table with a registered model into the predictions table."""
+
+    input: str = Field(description="input table path (Delta, Parquet or CSV)")
+    input_format: Literal["delta", "parquet", "csv"] | None = Field(
+        None, description="input format (default: guessed from the path)"
+    )
+    model_uri: str = Field(description="models:/NAME@ALIAS, models:/NAME/VERSION, or any URI")
+    predictions_table: str = Field(description="Delta table path of predictions")
+
+
+class StatusSettings(KafkaClientSettings):
+    """``status``: lag per partition, last batch and model version of a query."""
+
+    bootstrap_servers: str | None = Field(  # type: ignore[assignment]
+        None, description="Kafka HOST:PORT[,HOST:PORT], for the lag per partition"
+    )
+    checkpoint: str | None = Field(
+        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
+    )
+    query_name: str = Field("inference", description="query name")
+    predictions_table: str | None = Field(
+        None, description="Delta table path of predictions, for the last batch's figures"
+    )
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.checkpoint or self.project_home.checkpoints / self.query_name)
+
+
+class ProduceSettings(KafkaClientSettings):
+    """``produce``: send events from a JSON-lines file (one event per line) to a topic."""
+
+    topic: str = Field(description="topic to send to")
+    input: Path = Field(description="JSON-lines file: one event object per line")
+    key_field: str | None = Field(
+        None, description="field of each event whose value becomes the Kafka key"
+    )

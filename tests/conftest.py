@@ -14,9 +14,9 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 
-from streaming.jvm_packages import PROJECT_ROOT
-from streaming.spark_session import build_spark_session, stop_spark
-from streaming.tracking import TrackingStore, configure_tracking
+from infra.jvm_packages import PROJECT_ROOT
+from infra.spark import build_spark_session, stop_spark
+from infra.tracking import TrackingStore, configure_tracking
 
 BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
 # A port of its own, so a demo broker on 9092 and the tests never meet.

@@ -11,9 +11,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from models.cli import build_parser, main
 from models.listings import LABEL_COLUMN, generate_listings, write_listings
-from streaming.tracking import TrackingStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.projects._project_spec import load_project
 from mlflow.tracking import MlflowClient
 
-from streaming.tracking import TrackingStore
+from infra.tracking import TrackingStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

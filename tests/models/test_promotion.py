@@ -6,12 +6,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore
 from models.aliases import CHALLENGER, CHAMPION
 from models.errors import RegistryError, SettingsError
 from models.pipeline import RegressorParams
 from models.promotion import PromoteSettings, decide_promotion, promote, split_caveat
 from models.training import TrainSettings, train
-from streaming.tracking import TrackingStore
 from tests.models.support import small_spec
 
 STUMP = RegressorParams(num_trees=1, max_depth=1)

@@ -7,8 +7,8 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore
 from models.registry import DEMO_ROWS, ensure_registered_model
-from streaming.tracking import TrackingStore
 
 
 def test_first_call_generates_data_trains_and_registers_later_calls_do_nothing(

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from models.errors import RunNotFoundError
 from models.lineage import CodeVersion, code_version, environment_differences, environment_tags
 from models.listings import DataSource, generate_listings, load_listings, write_listings
@@ -21,7 +22,6 @@ from models.reproduction import (
     reproduce,
 )
 from models.training import TrainSettings, train
-from streaming.tracking import TrackingStore
 from tests.models.support import small_spec
 
 

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore
 from models.aliases import CHALLENGER, CHAMPION, model_uri
 from models.listings import (
     CATEGORICAL_COLUMNS,
@@ -22,7 +23,6 @@ from models.listings import (
 )
 from models.pipeline import PREDICTION_COLUMN, RegressorParams
 from models.training import TrainingSpec, TrainResult, TrainSettings, train
-from streaming.tracking import TrackingStore
 from tests.models.support import TABLE_ROWS, small_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from models.aliases import CHALLENGER, CHAMPION, model_uri, sklearn_model_name
 from models.listings import FEATURE_COLUMNS, NUMERIC_COLUMNS, DataSource, load_listings
 from models.reproduction import ReproduceSettings, reproduce
 from models.tuning import TuneSettings, tune
-from streaming.tracking import TrackingStore
 from tests.models.support import small_spec
 
 

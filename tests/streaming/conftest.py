@@ -21,8 +21,8 @@ from pyspark.sql import DataFrame, SparkSession
 from sklearn import compose, impute, linear_model, preprocessing
 from sklearn import pipeline as sk_pipeline
 
+from infra.tracking import TrackingStore, ensure_experiment
 from streaming.settings import ServiceSettings, Trigger
-from streaming.tracking import TrackingStore, ensure_experiment
 
 FEATURES = ["room_type", "accommodates", "bedrooms"]
 PIP = ["pyspark==4.2.0"]  # given, so MLflow does not load the model in a subprocess to infer it

@@ -10,11 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 
-from streaming.batch_processor import MicroBatchProcessor
-from streaming.delta_sink import BatchRecord, DeltaSink
-from streaming.metrics import ServiceMetrics
-from streaming.model_provider import ModelProvider
-from streaming.tables import (
+from streaming.ops.metrics import ServiceMetrics
+from streaming.query.processor import MicroBatchProcessor
+from streaming.score.provider import ModelProvider
+from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.tables import (
     PREDICTIONS_PARTITION,
     PREDICTIONS_SCHEMA,
     QUARANTINE_PARTITION,

@@ -8,8 +8,8 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
+from infra.tracking import TrackingStore
 from streaming.cli import main
-from streaming.tracking import TrackingStore
 from tests.streaming.conftest import FEATURES, Registry, training_frame
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.checkpoint import CheckpointState, plan_start
-from streaming.delta_sink import BatchRecord
 from streaming.errors import CheckpointMismatchError
+from streaming.query.checkpoint import CheckpointState, plan_start
+from streaming.sink.delta import BatchRecord
 
 APP = "streaming-inference:q"
 

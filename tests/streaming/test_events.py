@@ -17,8 +17,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from streaming.event_schema import EventSchema
-from streaming.events import ErrorKind, parse_events
+from streaming.parse.events import ErrorKind, parse_events
+from streaming.parse.schema import EventSchema
 
 SCHEMA = EventSchema(
     features=StructType(

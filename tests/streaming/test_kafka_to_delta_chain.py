@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from streaming.kafka_source import kafka_source_options, read_kafka_stream
+from streaming.source.kafka import kafka_source_options, read_kafka_stream
 
 
 def _produce(bootstrap: str, topic: str, events: list[dict[str, object]]) -> None:

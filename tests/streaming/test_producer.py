@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from models.listings import FEATURE_COLUMNS
-from streaming.producer import encode_event, listing_events
+from streaming.produce.producer import encode_event, listing_events
 
 
 def test_events_carry_the_features_an_id_and_a_time_with_nan_as_null() -> None:

@@ -17,12 +17,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from infra.tracking import TrackingStore
 from streaming.cli import main
 from streaming.errors import CheckpointMismatchError, ConfigurationError
-from streaming.metrics import ServiceMetrics
-from streaming.service import InferenceService
+from streaming.ops.metrics import ServiceMetrics
+from streaming.query.service import InferenceService
 from streaming.settings import ServiceSettings, Trigger
-from streaming.tracking import TrackingStore
 from tests.conftest import free_port
 from tests.streaming.conftest import (
     FEATURES,

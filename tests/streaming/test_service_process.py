@@ -15,8 +15,8 @@ from pathlib import Path
 import deltalake
 from pyspark.sql import SparkSession
 
-from streaming.jvm_packages import PROJECT_ROOT
-from streaming.tracking import TrackingStore
+from infra.jvm_packages import PROJECT_ROOT
+from infra.tracking import TrackingStore
 from tests.streaming.conftest import (
     Registry,
     all_offsets_once,

@@ -19,8 +19,8 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from streaming.jvm_packages import PROJECT_ROOT
-from streaming.tracking import TrackingStore
+from infra.jvm_packages import PROJECT_ROOT
+from infra.tracking import TrackingStore
 from tests.conftest import free_port
 from tests.streaming.conftest import (
     Registry,

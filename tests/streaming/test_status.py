@@ -9,8 +9,8 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from streaming.cli import main
-from streaming.metrics import ServiceMetrics
-from streaming.service import InferenceService
+from streaming.ops.metrics import ServiceMetrics
+from streaming.query.service import InferenceService
 from streaming.settings import ServiceSettings
 from tests.streaming.conftest import Registry, mixed_events, produce, training_frame
 

@@ -5,23 +5,25 @@ Callable on its own as ``processor(records, batch_id)``, with no stream at all.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pyspark.sql import DataFrame
 
-from streaming.delta_sink import BatchRecord, DeltaSink
-from streaming.events import parse_events
-from streaming.metrics import ServiceMetrics
-from streaming.model_provider import LoadedModel, ModelProvider
-from streaming.tables import predictions_rows, quarantine_rows
+from streaming.ops.metrics import ServiceMetrics
+from streaming.ops.outcome import BatchOutcome
+from streaming.parse.events import parse_events
+from streaming.score.model import LoadedModel
+from streaming.sink.delta import BatchRecord
+from streaming.sink.tables import predictions_rows, quarantine_rows
 
-__all__ = ["BatchOutcome", "MicroBatchProcessor"]
+__all__ = ["BatchSink", "MicroBatchProcessor", "ModelSource"]
+
+_OUTCOMES_KEPT = 32
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +32,22 @@ def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    """What one batch did: the figures of its log line."""
+class ModelSource(Protocol):
+    """Gives the model for each batch (``ModelProvider``; an in-memory stand-in in tests)."""
 
-    batch_id: int
-    rows_in: int
-    predictions: int
-    quarantined: int
-    model_version: str | None
-    duration_s: float
+    metrics: ServiceMetrics
+
+    def for_batch(self, batch_id: int) -> LoadedModel: ...
+
+    def version(self, version: str) -> LoadedModel: ...
+
+
+class BatchSink(Protocol):
+    """Appends one batch's rows idempotently (``DeltaSink``; a stand-in in tests)."""
+
+    app_id: str
+
+    def append(self, rows: DataFrame, record: BatchRecord) -> None: ...
 
 
 class MicroBatchProcessor:
@@ -53,18 +61,16 @@ class MicroBatchProcessor:
         metrics: Service metrics.
         replay: A batch begun before a restart, re-run with the model version it began with.
         clock: The scored-at time; injectable for tests.
-        lag: Offsets behind latest, for the log line (``None`` when unknown).
     """
 
     def __init__(
         self,
-        models: ModelProvider,
-        predictions: DeltaSink,
-        quarantine: DeltaSink,
+        models: ModelSource,
+        predictions: BatchSink,
+        quarantine: BatchSink,
         metrics: ServiceMetrics | None = None,
         replay: BatchRecord | None = None,
         clock: Callable[[], datetime] = _utc_now,
-        lag: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -72,9 +78,9 @@ class MicroBatchProcessor:
         self.metrics = metrics or models.metrics
         self.replay = replay
         self.clock = clock
-        self.lag = lag
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
+        self._outcomes: dict[int, BatchOutcome] = {}
 
     def _model_for(self, batch_id: int) -> LoadedModel:
         replay = self.replay
@@ -102,8 +108,15 @@ class MicroBatchProcessor:
         finally:
             self.in_flight.clear()
         self.last = outcome
+        self._outcomes[batch_id] = outcome
+        for old in sorted(self._outcomes)[:-_OUTCOMES_KEPT]:
+            del self._outcomes[old]
         self._record(outcome)
         return outcome
+
+    def outcome(self, batch_id: int) -> BatchOutcome | None:
+        """What batch ``batch_id`` did, for one of the recent batches."""
+        return self._outcomes.get(batch_id)
 
     def process(self, records: DataFrame, batch_id: int) -> None:
         """The ``foreachBatch`` function: process one batch, keep the outcome on ``last``."""
@@ -157,20 +170,3 @@ class MicroBatchProcessor:
         m.predictions.inc(outcome.predictions)
         m.last_batch_id.set(outcome.batch_id)
         m.last_batch_seconds.set(outcome.duration_s)
-        lag = self.lag()
-        if lag is not None:
-            m.offsets_behind.set(lag)
-        log.info(
-            json.dumps(
-                {
-                    "event": "batch",
-                    "batch_id": outcome.batch_id,
-                    "rows_in": outcome.rows_in,
-                    "predictions": outcome.predictions,
-                    "quarantined": outcome.quarantined,
-                    "model_version": outcome.model_version,
-                    "duration_s": outcome.duration_s,
-                    "offsets_behind_latest": lag,
-                }
-            )
-        )

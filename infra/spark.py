@@ -12,7 +12,7 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from streaming.jvm_packages import resolve_spark_jars
+from infra.jvm_packages import resolve_spark_jars
 
 __all__ = [
     "DELTA_CONF",
@@ -70,17 +70,18 @@ def configure_builder(
 
 def build_spark_session(
     app_name: str,
+    jars_cache: Path,
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
 ) -> SparkSession:
-    """Get or create the SparkSession the service runs on.
+    """Get or create the SparkSession a command runs on.
 
-    Under ``spark-submit`` (``SPARK_SUBMIT`` jars already on the classpath, master chosen by the
-    submitter) nothing is resolved here; otherwise the pinned jars are resolved from the cache
-    and the session runs on ``master`` (default ``local[*]``).
+    Under ``spark-submit`` (jars already on the classpath, master chosen by the submitter)
+    nothing is resolved here; otherwise the pinned jars are resolved into ``jars_cache`` and the
+    session runs on ``master`` (default ``local[*]``).
 
     Raises:
-        ConfigurationError: the JVM packages cannot be resolved.
+        JvmPackagesError: the JVM packages cannot be resolved.
     """
     # The executors' Python must be this interpreter, where the project is installed.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -88,7 +89,7 @@ def build_spark_session(
     builder = SparkSession.builder.appName(app_name)
     if not submitted:
         builder = builder.master(master or "local[*]")
-    jars = () if submitted else resolve_spark_jars()
+    jars = () if submitted else resolve_spark_jars(jars_cache)
     session = configure_builder(builder, jars, extra_conf).getOrCreate()
     _apply_local_defaults(session)
     return session
@@ -108,6 +109,7 @@ def _apply_local_defaults(session: SparkSession) -> None:
 @contextmanager
 def command_session(
     app_name: str,
+    jars_cache: Path,
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
     log_level: str = "WARN",
@@ -117,7 +119,7 @@ def command_session(
     A session that was already active (a test, a notebook) is used and left running.
     """
     owns_session = SparkSession.getActiveSession() is None
-    session = build_spark_session(app_name, master, extra_conf)
+    session = build_spark_session(app_name, jars_cache, master, extra_conf)
     session.sparkContext.setLogLevel(log_level)
     try:
         yield session

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from streaming.delta_sink import BatchRecord
 from streaming.errors import CheckpointMismatchError
+from streaming.sink.delta import BatchRecord
 
 __all__ = ["CheckpointState", "StartPlan", "plan_start", "read_checkpoint_state"]
 

@@ -15,19 +15,23 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+from infra.paths import ProjectHome
 from streaming.errors import StreamingError
-from streaming.jvm_packages import PROJECT_ROOT
 
 __all__ = ["main"]
 
-BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
-DEMO_DIR = PROJECT_ROOT / ".local" / "demo"
+# The demo runs from the checkout (scripts/demo); its state lives under the project home.
+CHECKOUT = Path(__file__).resolve().parent.parent
+BROKER_SCRIPT = CHECKOUT / "scripts" / "kafka-broker"
+HOME = ProjectHome.from_environment(os.environ)
+DEMO_DIR = HOME.local / "demo"
 QUERY_NAME = "demo"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="scripts/demo", description=(__doc__ or "").split("\n")[0])
     p.add_argument("--events", type=int, default=500, help="events to produce (default 500)")
     p.add_argument("--malformed-every", type=int, default=50, help="every Nth event is bad")
     p.add_argument("--topic", default=os.environ.get("STREAMING_TOPIC", "listings"))
@@ -60,14 +64,16 @@ def _ensure_topic(bootstrap: str, topic: str) -> None:
 
 
 def _ensure_model(model_name: str) -> str:
+    from infra.spark import command_session
+    from infra.tracking import TrackingStore
     from models.registry import ensure_registered_model
-    from streaming.spark_session import command_session
-    from streaming.tracking import TrackingStore
 
-    with command_session("streaming-inference:demo-model", "local[*]", log_level="ERROR") as spark:
+    with command_session(
+        "streaming-inference:demo-model", HOME.spark_jars, "local[*]", log_level="ERROR"
+    ) as spark:
         return ensure_registered_model(
             spark,
-            TrackingStore(os.environ.get("MLFLOW_TRACKING_URI")),
+            TrackingStore(HOME.mlflow_store, os.environ.get("MLFLOW_TRACKING_URI")),
             model_name,
             str(DEMO_DIR / "listings"),
         )
@@ -87,16 +93,15 @@ def _run_service(bootstrap: str, topic: str, model_uri: str) -> subprocess.Popen
         "--master", "local[*]",
     ]  # fmt: skip
     print("$ " + " ".join(command[1:]), flush=True)
-    env = {**os.environ, "SPARK_LOG_LEVEL": "ERROR"}
-    return subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
+    env = {**os.environ, "STREAMING_SPARK_LOG_LEVEL": "ERROR", "STREAMING_HOME": str(HOME.root)}
+    return subprocess.Popen(command, env=env, cwd=HOME.root)
 
 
 def _wait_for_drain(bootstrap: str, service: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Wait until the query has committed every offset the topic holds."""
-    from streaming.settings import DEFAULT_CHECKPOINT_ROOT
-    from streaming.status import read_status
+    from streaming.ops.status import read_status
 
-    checkpoint = DEFAULT_CHECKPOINT_ROOT / QUERY_NAME
+    checkpoint = HOME.checkpoints / QUERY_NAME
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if service.poll() is not None:
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         service = _run_service(bootstrap, args.topic, model_uri)
 
         _step(f"{args.events} events to {args.topic}, every {args.malformed_every}th malformed")
-        from streaming.producer import listing_events, send_events
+        from demo.events import listing_events
+        from streaming.produce.producer import send_events
 
         sent = send_events(
             bootstrap, args.topic,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from streaming.delta_sink import BatchRecord
 from streaming.errors import ConfigurationError
+from streaming.sink.delta import BatchRecord
 
 __all__ = ["PartitionLag", "ServiceStatus", "committed_offsets", "read_status"]
 
@@ -83,15 +84,26 @@ def _last_batch(predictions_table: str, app_id: str) -> BatchRecord | None:
 
 
 def read_status(
-    checkpoint: Path, bootstrap_servers: str | None, predictions_table: str | None, app_id: str
+    checkpoint: Path,
+    bootstrap_servers: str | None,
+    predictions_table: str | None,
+    app_id: str,
+    client_options: Mapping[str, str] | None = None,
 ) -> ServiceStatus:
-    """Put together the query's status from its checkpoint, the broker and its table."""
+    """Put together the query's status from its checkpoint, the broker and its table.
+
+    Args:
+        client_options: Kafka client options (``security.protocol``, ``sasl.jaas.config``...).
+    """
     batch, offsets = committed_offsets(checkpoint)
     ends: dict[tuple[str, int], int] = {}
     if bootstrap_servers and offsets:
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+        from streaming.source.client import kafka_python_config
+
+        config = {"request_timeout_ms": 15000, **kafka_python_config(client_options or {})}
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **config)
         try:
             parts = [TopicPartition(t, p) for t, ps in offsets.items() for p in ps]
             ends = {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(parts).items()}

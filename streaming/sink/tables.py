@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark.sql import DataFrame
@@ -19,12 +18,13 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from streaming.score.identity import ModelIdentity
+
 __all__ = [
     "PREDICTIONS_PARTITION",
     "PREDICTIONS_SCHEMA",
     "QUARANTINE_PARTITION",
     "QUARANTINE_SCHEMA",
-    "ModelIdentity",
     "predictions_rows",
     "quarantine_rows",
 ]
@@ -66,19 +66,6 @@ QUARANTINE_SCHEMA = StructType(
     ]
 )
 QUARANTINE_PARTITION = ("quarantined_date",)
-
-
-@dataclass(frozen=True)
-class ModelIdentity:
-    """Which model scored a row: registered name and version (when from the registry), run id."""
-
-    uri: str
-    name: str | None
-    version: str | None
-    run_id: str | None
-
-    def __str__(self) -> str:
-        return f"{self.name} v{self.version}" if self.name else self.uri
 
 
 def _conform(df: DataFrame, schema: StructType) -> DataFrame:

@@ -20,6 +20,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from infra.errors import first_line
 from streaming.errors import ConfigurationError
 
 __all__ = ["BatchRecord", "DeltaSink"]
@@ -124,9 +125,8 @@ class DeltaSink:
                 builder = builder.property(key, value)
             builder.execute()
         except PySparkException as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigurationError(
-                f"cannot create Delta table at {self.path}: {first_line}"
+                f"cannot create Delta table at {self.path}: {first_line(e)}"
             ) from e
 
     def _check_local_permissions(self) -> None:
@@ -154,6 +154,17 @@ class DeltaSink:
             .option("userMetadata", record.to_json())
             .save(self.path)
         )
+
+    def append_counted(self, rows: DataFrame, record: BatchRecord) -> int:
+        """Append like :meth:`append` and return the rows written, from the commit's metrics.
+
+        No separate count: the figure is the ``numOutputRows`` Delta recorded for the commit.
+        The ``rows`` of ``record`` is left as given (the commit is written before it is known).
+        """
+        self.append(rows, record)
+        history = DeltaTable.forPath(self.spark, self.path).history(1).first()
+        metrics = (history["operationMetrics"] or {}) if history else {}
+        return int(metrics.get("numOutputRows", 0))
 
     def last_batch(self) -> BatchRecord | None:
         """The newest batch this writer committed to the table, or ``None``."""

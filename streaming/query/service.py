@@ -15,20 +15,21 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from streaming.batch_processor import MicroBatchProcessor
-from streaming.checkpoint import plan_start, read_checkpoint_state
-from streaming.delta_sink import DeltaSink
 from streaming.errors import ConfigurationError
-from streaming.kafka_source import check_kafka_access, kafka_source_options, read_kafka_stream
-from streaming.metrics import ServiceMetrics
-from streaming.model_provider import ModelProvider
+from streaming.ops.metrics import ServiceMetrics
+from streaming.ops.progress import BatchLogListener
+from streaming.query.checkpoint import plan_start, read_checkpoint_state
+from streaming.query.processor import MicroBatchProcessor
+from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
-from streaming.tables import (
+from streaming.sink.delta import DeltaSink
+from streaming.sink.tables import (
     PREDICTIONS_PARTITION,
     PREDICTIONS_SCHEMA,
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
+from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
 __all__ = ["InferenceService", "check_broker_reachable"]
 
@@ -54,23 +55,12 @@ def check_broker_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> N
     )
 
 
-def _offsets_behind(query: StreamingQuery) -> int | None:
-    progress = query.lastProgress
-    if not progress:
-        return None
-    behind = [
-        int(source.get("metrics", {}).get("maxOffsetsBehindLatest", 0))
-        for source in progress.get("sources", [])
-    ]
-    return max(behind) if behind else None
-
-
 @dataclass
 class InferenceService:
     """The streaming inference service on one SparkSession.
 
     Args:
-        spark: The session (built by ``streaming.spark_session``).
+        spark: The session (built by ``infra.spark``).
         settings: Validated settings.
         client: The MLflow registry client.
         metrics: Service metrics (served over HTTP when ``settings.metrics_port`` is set).
@@ -103,6 +93,7 @@ class InferenceService:
         )
         self.query: StreamingQuery | None = None
         self.processor: MicroBatchProcessor | None = None
+        self.listener: BatchLogListener | None = None
         self._stop_requested = threading.Event()
 
     def start(self) -> StreamingQuery:
@@ -142,15 +133,12 @@ class InferenceService:
                 plan.replay.model_version,
             )
         if s.metrics_port is not None:
-            self.metrics.serve(s.metrics_port)
+            self.metrics.serve(s.metrics_port, s.metrics_host)
         self.processor = MicroBatchProcessor(
-            self.models,
-            self.predictions,
-            self.quarantine,
-            self.metrics,
-            replay=plan.replay,
-            lag=lambda: _offsets_behind(self.query) if self.query else None,
+            self.models, self.predictions, self.quarantine, self.metrics, replay=plan.replay
         )
+        self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)
+        self.spark.streams.addListener(self.listener)
         records = read_kafka_stream(self.spark, options)
         if s.dedup_watermark:
             records = _drop_redelivered(records, s.dedup_watermark)
@@ -170,6 +158,11 @@ class InferenceService:
             self.models.current.identity,
         )
         return self.query
+
+    def _remove_listener(self) -> None:
+        if self.listener is not None:
+            self.spark.streams.removeListener(self.listener)
+            self.listener = None
 
     def request_stop(self) -> None:
         """Ask the service to stop after the batch in flight (safe from a signal handler)."""
@@ -193,6 +186,7 @@ class InferenceService:
                 self._stop_requested.wait(0.2)
             query.stop()
             log.info("query %s stopped", self.settings.query_name)
+        self._remove_listener()
         exception = query.exception()
         if exception is not None:
             raise exception

@@ -1,41 +1,30 @@
-"""Models from the MLflow registry: load, check, and follow an alias at batch boundaries.
-
-MLlib models (``spark`` flavor) score with their native ``transform``; any other MLflow
-model scores through ``mlflow.pyfunc.spark_udf``.
-"""
+"""Which model scores each batch: the URI's model, following its alias at batch boundaries."""
 
 from __future__ import annotations
 
 import logging
-import math
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import mlflow
-import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
 from mlflow.tracking import MlflowClient
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
+from infra.errors import first_line
 from streaming.errors import ConfigurationError, ModelLoadError
-from streaming.event_schema import EventSchema, event_schema_from_signature
-from streaming.metrics import ServiceMetrics
-from streaming.tables import ModelIdentity
+from streaming.ops.metrics import ServiceMetrics
+from streaming.score.identity import ModelIdentity
+from streaming.score.model import LoadedModel, load_model
 
-__all__ = ["LoadedModel", "ModelProvider", "ModelReference", "load_model"]
+__all__ = ["ModelProvider", "ModelReference"]
 
 log = logging.getLogger(__name__)
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
-
-Scorer = Callable[[DataFrame], DataFrame]
 
 
 @dataclass(frozen=True)
@@ -54,118 +43,6 @@ class ModelReference:
         if match := _VERSION_URI.match(uri):
             return cls(uri, name=match["name"], version=match["version"])
         return cls(uri)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to score: who it is, what events it needs, and how it scores."""
-
-    identity: ModelIdentity
-    schema: EventSchema
-    scorer: Scorer
-    flavor: str
-
-    def score(self, events: DataFrame) -> DataFrame:
-        """``events`` with a ``prediction`` column (double) added; other columns unchanged."""
-        return self.scorer(events)
-
-
-def _spark_scorer(model: Any) -> Scorer:
-    def score(events: DataFrame) -> DataFrame:
-        return model.transform(events).select(
-            *[F.col(c) for c in events.columns],
-            F.col("prediction").cast("double").alias("prediction"),
-        )
-
-    return score
-
-
-def _pyfunc_scorer(spark: SparkSession, uri: str, names: list[str]) -> Scorer:
-    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")
-
-    def score(events: DataFrame) -> DataFrame:
-        return events.withColumn("prediction", udf(F.struct(*[F.col(n) for n in names])))
-
-    return score
-
-
-def _smoke_rows(
-    spark: SparkSession, model: Model, local_dir: str, schema: EventSchema
-) -> DataFrame:
-    """The model's logged input example, or one row of nulls when it has none."""
-    example = None
-    try:
-        example = model.load_input_example(local_dir)
-    except Exception as e:  # an unreadable example is no reason to refuse a model
-        log.warning("input example of %s unreadable (%s); smoke-testing with nulls", local_dir, e)
-    rows: list[list[Any]] = [[None] * len(schema.names)]
-    if isinstance(example, pd.DataFrame):
-        frame = example.reindex(columns=schema.names)
-        rows = [[None if _is_missing(v) else v for v in row] for row in frame.to_numpy().tolist()]
-    typed = []
-    for row in rows:
-        typed.append(
-            [
-                _coerce(v, f.dataType.typeName())
-                for v, f in zip(row, schema.features.fields, strict=True)
-            ]
-        )
-    return spark.createDataFrame(typed, schema.features)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _coerce(value: Any, type_name: str) -> Any:
-    if value is None:
-        return None
-    if type_name in {"double", "float"}:
-        return float(value)
-    if type_name in {"integer", "long"}:
-        return int(value)
-    if type_name == "string":
-        return str(value)
-    return value
-
-
-def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> LoadedModel:
-    """Load a model, build its scorer and check that it predicts on its own input example.
-
-    Raises:
-        ModelLoadError: the model cannot be downloaded or loaded, has no usable signature,
-            or its smoke prediction fails or returns null/NaN.
-    """
-    try:
-        local_dir = mlflow.artifacts.download_artifacts(
-            artifact_uri=uri, dst_path=tempfile.mkdtemp(prefix="model-")
-        )
-        model = Model.load(local_dir)
-        schema = event_schema_from_signature(model.signature, uri)
-        if "spark" in model.flavors:
-            scorer, flavor = _spark_scorer(mlflow.spark.load_model(local_dir)), "spark"
-        else:
-            scorer, flavor = _pyfunc_scorer(spark, uri, schema.names), "pyfunc"
-    except ModelLoadError:
-        raise
-    except Exception as e:
-        raise ModelLoadError(f"cannot load model {uri}: {_first_line(e)}") from e
-    loaded = LoadedModel(identity=identity, schema=schema, scorer=scorer, flavor=flavor)
-    try:
-        predictions = [
-            r.prediction
-            for r in loaded.score(_smoke_rows(spark, model, local_dir, schema)).collect()
-        ]
-    except Exception as e:
-        raise ModelLoadError(f"model {uri} failed its smoke prediction: {_first_line(e)}") from e
-    if not predictions or any(_is_missing(p) for p in predictions):
-        raise ModelLoadError(f"model {uri} smoke prediction returned null or NaN: {predictions}")
-    return loaded
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 class ModelProvider:
@@ -217,7 +94,7 @@ class ModelProvider:
             self._current = self._load(identity)
         except (MlflowException, ModelLoadError, OSError) as e:
             raise ConfigurationError(
-                f"cannot serve {self.reference.uri}: {_first_line(e)} "
+                f"cannot serve {self.reference.uri}: {first_line(e)} "
                 f"(registry {mlflow.get_registry_uri()})"
             ) from e
         self._last_poll = self.clock()
@@ -258,7 +135,7 @@ class ModelProvider:
             self.metrics.model_swap_failures.labels(reason="registry_unreachable").inc()
             log.warning(
                 "batch %d: registry lookup of %s failed, keeping %s: %s",
-                batch_id, self.reference.uri, self.current.identity, _first_line(e),
+                batch_id, self.reference.uri, self.current.identity, first_line(e),
             )  # fmt: skip
             return
         if identity.version == self.current.identity.version or identity.version in self._rejected:
@@ -273,7 +150,7 @@ class ModelProvider:
             self.metrics.model_swap_failures.labels(reason="version_rejected").inc()
             log.error(
                 "batch %d: %s moved to %s, which was rejected; keeping %s: %s",
-                batch_id, self.reference.uri, identity, self.current.identity, _first_line(e),
+                batch_id, self.reference.uri, identity, self.current.identity, first_line(e),
             )  # fmt: skip
             return
         previous = self.current.identity

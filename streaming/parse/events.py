@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from streaming.event_schema import EVENT_ID, EVENT_TIME, EventSchema
+from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
 __all__ = ["ErrorKind", "ParsedEvents", "parse_events"]
 

@@ -7,6 +7,7 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaProducer
@@ -14,7 +15,7 @@ from kafka.errors import KafkaError
 
 from streaming.errors import ConfigurationError
 
-__all__ = ["encode_event", "listing_events", "send_events"]
+__all__ = ["encode_event", "read_event_lines", "send_events"]
 
 
 def _clean(value: Any) -> Any:
@@ -37,9 +38,16 @@ def encode_event(features: Mapping[str, Any], event_id: str | None = None) -> by
 
 
 def send_events(
-    bootstrap_servers: str, topic: str, events: Iterable[tuple[str, bytes]], timeout_s: float = 30
+    bootstrap_servers: str,
+    topic: str,
+    events: Iterable[tuple[str | None, bytes]],
+    timeout_s: float = 30,
+    client_config: Mapping[str, Any] | None = None,
 ) -> int:
     """Send ``(key, value)`` pairs with ``acks=all`` and wait until all are acknowledged.
+
+    Args:
+        client_config: kafka-python settings (security protocol, SASL credentials...).
 
     Returns:
         How many were sent.
@@ -49,14 +57,18 @@ def send_events(
     """
     try:
         producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, retries=5
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            linger_ms=20,
+            retries=5,
+            **dict(client_config or {}),
         )
     except KafkaError as e:
         raise ConfigurationError(f"cannot reach Kafka at {bootstrap_servers}: {e}") from e
     sent = 0
     try:
         for key, value in events:
-            producer.send(topic, key=key.encode(), value=value)
+            producer.send(topic, key=key.encode() if key is not None else None, value=value)
             sent += 1
         producer.flush(timeout=timeout_s)
     except KafkaError as e:
@@ -66,31 +78,35 @@ def send_events(
     return sent
 
 
-def listing_events(count: int, seed: int, malformed_every: int = 0) -> Iterator[tuple[str, bytes]]:
-    """Synthetic listing events ``(key, value)``: the listing id as key, its features as value.
+def read_event_lines(
+    path: Path, key_field: str | None = None
+) -> Iterator[tuple[str | None, bytes]]:
+    """``(key, value)`` pairs from a JSON-lines file, one event object per line.
 
-    Args:
-        count: How many events.
-        seed: Seed of the listings generator.
-        malformed_every: When > 0, every N-th value is truncated JSON (to exercise quarantine).
+    A line is sent as it is (bytes unchanged), so a file can also carry malformed events. The
+    key is the value of ``key_field`` in the line's object, when given and present.
+
+    Raises:
+        ConfigurationError: the file cannot be read.
     """
-    from models.listings import FEATURE_COLUMNS, ID_COLUMN, generate_listings
+    try:
+        handle = path.open("rb")
+    except OSError as e:
+        raise ConfigurationError(f"cannot read --input {path}: {e.strerror}") from e
+    with handle:
+        for line in handle:
+            value = line.rstrip(b"\r\n")
+            if not value.strip():
+                continue
+            yield _key_of(value, key_field), value
 
-    listings = generate_listings(count, seed=seed)
-    for i, row in enumerate(listings.to_dict("records"), start=1):
-        key = str(row[ID_COLUMN])
-        features = {c: row[c] for c in FEATURE_COLUMNS}
-        if malformed_every and i % malformed_every == 0:
-            yield key, _malformed(features, i // malformed_every)
-        else:
-            yield key, encode_event(features)
 
-
-def _malformed(features: Mapping[str, Any], n: int) -> bytes:
-    """The n-th malformed value: truncated JSON, a wrong type, or bytes that are not UTF-8."""
-    kind = n % 3
-    if kind == 0:
-        return b'{"truncated": '
-    if kind == 1:
-        return encode_event({**features, "accommodates": "a few"})
-    return b"\xc3\x28 not utf-8"
+def _key_of(value: bytes, key_field: str | None) -> str | None:
+    if key_field is None:
+        return None
+    try:
+        body = json.loads(value)
+    except ValueError:
+        return None
+    key = body.get(key_field) if isinstance(body, dict) else None
+    return None if key is None else str(key)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import SecretStr
 from pyspark.sql import DataFrame, SparkSession
 
+from infra.errors import first_line
 from streaming.errors import ConfigurationError
-from streaming.settings import Secret
 
 __all__ = [
     "KAFKA_COLUMNS",
@@ -27,7 +28,7 @@ def kafka_source_options(
     topic_pattern: str | None = None,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
-    extra: Mapping[str, str | Secret] | None = None,
+    extra: Mapping[str, str | SecretStr] | None = None,
 ) -> dict[str, str]:
     """Options for ``spark.readStream.format("kafka")``.
 
@@ -48,7 +49,7 @@ def kafka_source_options(
     if max_offsets_per_trigger is not None:
         options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
     for key, value in (extra or {}).items():
-        options[key] = value.value if isinstance(value, Secret) else value
+        options[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
     return options
 
 
@@ -102,6 +103,6 @@ def check_kafka_access(
 def _root_cause(throwable: Any) -> str:
     while throwable.getCause() is not None and throwable.getCause() != throwable:
         throwable = throwable.getCause()
-    message = throwable.getMessage() or ""
+    message = first_line(throwable.getMessage() or "")
     name = throwable.getClass().getSimpleName()
-    return f"{name}: {message.splitlines()[0]}" if message else name
+    return f"{name}: {message}" if throwable.getMessage() else name

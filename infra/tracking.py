@@ -4,26 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
-from mlflow.tracking import MlflowClient
-
-from streaming.jvm_packages import PROJECT_ROOT
-
-__all__ = ["LOCAL_STORE", "TrackingStore", "configure_tracking", "ensure_experiment"]
-
-LOCAL_STORE = PROJECT_ROOT / ".local" / "mlflow"
+__all__ = ["TrackingStore", "configure_tracking", "ensure_experiment"]
 
 
 class TrackingStore:
     """Where runs, models and the registry live.
 
     Args:
+        local_dir: Folder for the embedded store's database and artifacts (by default
+            ``ProjectHome.mlflow_store``).
         tracking_uri: An MLflow tracking URI; ``None`` means the embedded sqlite store under
             ``local_dir``.
-        local_dir: Folder for the embedded store's database and artifacts.
     """
 
-    def __init__(self, tracking_uri: str | None = None, local_dir: Path = LOCAL_STORE) -> None:
+    def __init__(self, local_dir: Path, tracking_uri: str | None = None) -> None:
         self.local_dir = local_dir
         self.tracking_uri = tracking_uri or f"sqlite:///{local_dir / 'mlflow.db'}"
 
@@ -40,7 +34,17 @@ class TrackingStore:
 
 
 def configure_tracking(store: TrackingStore) -> None:
-    """Point this process's MLflow client (tracking and registry) at ``store``."""
+    """Point this process's MLflow client (tracking and registry) at ``store``.
+
+    MLflow's usage telemetry is turned off unless the user turned it on: no network calls
+    that the user did not ask for.
+    """
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
     if store.embedded:
         store.local_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(store.tracking_uri)
@@ -53,6 +57,9 @@ def ensure_experiment(store: TrackingStore, name: str) -> str:
     Returns:
         The experiment id.
     """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     experiment = client.get_experiment_by_name(name)
     experiment_id = (

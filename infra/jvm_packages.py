@@ -1,11 +1,12 @@
 """The JVM packages Spark needs beyond pyspark's own jars (Kafka source, Delta).
 
-They are declared, pinned, in ``jvm/spark-packages/pom.xml`` and resolved once with Maven
-into a project-local cache. Jars whose artifact pyspark already ships are dropped, so that
+They are declared, pinned, in ``infra/spark-packages/pom.xml`` (shipped with the code) and
+resolved once with Maven into a cache under the project home (``.cache/spark-jars``).
+Jars whose artifact pyspark already ships are dropped, so that
 the Spark distribution's own (newer) versions are the only ones on the classpath.
 
-Run ``python -m streaming.jvm_packages`` to resolve and print the comma-separated jar list
-(used by ``spark-submit.sh``).
+Run ``python -m infra.jvm_packages`` to resolve and print the comma-separated jar list
+(used by ``spark-submit.sh`` and ``scripts/setup``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streaming.errors import ConfigurationError
+from infra.errors import ProjectError
+from infra.paths import ProjectHome
 
-__all__ = ["POM", "PROJECT_ROOT", "resolve_spark_jars", "spark_jars_dir"]
+__all__ = ["POM", "JvmPackagesError", "resolve_spark_jars", "spark_jars_dir"]
 
-# The checkout the code runs from. Under spark-submit the code may be imported from the shipped
-# zip (--py-files), so spark-submit.sh names the checkout in STREAMING_HOME.
-PROJECT_ROOT = Path(os.environ.get("STREAMING_HOME") or Path(__file__).resolve().parent.parent)
-POM = PROJECT_ROOT / "jvm" / "spark-packages" / "pom.xml"
+# Package data: the pom travels with the code (in the wheel too).
+POM = Path(__file__).resolve().parent / "spark-packages" / "pom.xml"
+
+
+class JvmPackagesError(ProjectError):
+    """Maven is missing or cannot resolve the pinned JVM packages."""
+
+
 _VERSION_SUFFIX = re.compile(r"-\d[\w.+-]*\.jar$")
 
 
@@ -39,21 +45,20 @@ def _pyspark_jars_dir() -> Path:
     return Path(pyspark.__file__).resolve().parent / "jars"
 
 
-def spark_jars_dir(cache_root: Path | None = None) -> Path:
-    """Folder holding the resolved jars; its name changes whenever the pom changes."""
-    root = cache_root or PROJECT_ROOT / ".cache" / "spark-jars"
+def spark_jars_dir(cache_root: Path) -> Path:
+    """Folder under ``cache_root`` holding the resolved jars; its name changes with the pom."""
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:12]
-    return root / digest
+    return cache_root / digest
 
 
-def resolve_spark_jars(cache_root: Path | None = None) -> list[Path]:
-    """Resolve the pinned JVM packages once and return their jar paths.
+def resolve_spark_jars(cache_root: Path) -> list[Path]:
+    """Resolve the pinned JVM packages once into ``cache_root`` and return their jar paths.
 
     Returns:
         The jars to add to Spark's classpath, sorted by name.
 
     Raises:
-        ConfigurationError: Maven is missing or cannot resolve the packages.
+        JvmPackagesError: Maven is missing or cannot resolve the packages.
     """
     target = spark_jars_dir(cache_root)
     marker = target / ".resolved"
@@ -66,7 +71,7 @@ def resolve_spark_jars(cache_root: Path | None = None) -> list[Path]:
 def _download(target: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise ConfigurationError(
+        raise JvmPackagesError(
             "Maven ('mvn') is not on PATH: install it to resolve the Kafka and Delta jars"
         )
     staging = target.with_name(target.name + ".staging")
@@ -89,7 +94,7 @@ def _download(target: Path) -> None:
     )
     if result.returncode != 0:
         detail = (result.stdout + result.stderr).strip().splitlines()[-3:]
-        raise ConfigurationError(
+        raise JvmPackagesError(
             f"could not resolve the JVM packages in {POM} from Maven Central: {' | '.join(detail)}"
         )
     shipped = {_artifact_name(jar.name) for jar in _pyspark_jars_dir().glob("*.jar")}
@@ -103,8 +108,8 @@ def _download(target: Path) -> None:
 def main() -> None:
     """Print the resolved jars as a comma-separated list (for ``--jars``)."""
     try:
-        jars = resolve_spark_jars()
-    except ConfigurationError as e:
+        jars = resolve_spark_jars(ProjectHome.from_environment(os.environ).spark_jars)
+    except JvmPackagesError as e:
         sys.exit(f"error: {e}")
     print(",".join(str(jar) for jar in jars))
 
