@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -27,7 +28,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
-from pydantic_settings.sources import parse_env_vars
+from pydantic_settings.sources.utils import parse_env_vars
 
 from infra.errors import ProjectError
 from infra.paths import HOME_VARIABLE
@@ -124,8 +125,13 @@ def add_options(
         if name in skip:
             continue
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        default = field.get_default(call_default_factory=False)
-        shown = f" (default: {default})" if default not in (None, "", {}, ()) else ""
+        default = field.default
+        if field.is_required():
+            shown = " (required)"
+        elif default is PydanticUndefined or default in (None, "", {}, ()):
+            shown = ""  # a factory default, described in the help text when it matters
+        else:
+            shown = f" (default: {default})"
         env_hint = "" if extra.get("repeatable") else f" [env {_env_name(cls, name)}]"
         kwargs: dict[str, Any] = {
             "dest": name,

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from infra.jvm_packages import PROJECT_ROOT
 
 __all__ = [
     "LOCK_FILE",
-    "PROJECT_ROOT",
+    "CODE_ROOT",
     "TRACKED_DISTRIBUTIONS",
     "CodeVersion",
     "code_version",
@@ -26,7 +25,10 @@ __all__ = [
     "pinned_requirements",
 ]
 
-LOCK_FILE: Final = PROJECT_ROOT / "uv.lock"
+# The code version is the git commit of the code that runs: the folder this package was imported
+# from (a checkout), and the lock file beside it. An installed wheel has neither: "unknown".
+CODE_ROOT: Final = Path(__file__).resolve().parent.parent
+LOCK_FILE: Final = CODE_ROOT / "uv.lock"
 TRACKED_DISTRIBUTIONS: Final = (
     "pyspark",
     "delta-spark",
@@ -56,7 +58,7 @@ class CodeVersion:
     model_code_diff_sha256: str = "clean"
 
 
-def code_version(repo_dir: Path = PROJECT_ROOT) -> CodeVersion:
+def code_version(repo_dir: Path = CODE_ROOT) -> CodeVersion:
     """Read the git commit of ``repo_dir``.
 
     Returns:
