@@ -48,6 +48,8 @@ if [[ $# -gt 0 && ( "$1" == "run" || "$1" == "batch" ) ]]; then
 fi
 [[ "$has_master" == 1 ]] || submit_args+=(--master "local[*]")
 
+# The project home (default checkpoints, MLflow store, jar cache): this checkout unless set.
+export STREAMING_HOME="${STREAMING_HOME:-$ROOT}"
 jars="$("$PY" -m infra.jvm_packages)"
 dist="$ROOT/.local/dist"
 mkdir -p "$dist"
@@ -55,7 +57,7 @@ code_zip="$dist/streaming-inference.zip"
 ( cd "$ROOT" && rm -f "$code_zip" && "$PY" - "$code_zip" <<'PYEOF'
 import sys, zipfile, pathlib
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
-    for package in ("streaming", "models"):
+    for package in ("infra", "streaming", "models"):
         for path in sorted(pathlib.Path(package).rglob("*.py")):
             z.write(path)
 PYEOF
@@ -64,7 +66,6 @@ PYEOF
 export SPARK_HOME="${SPARK_HOME:-$("$PY" -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent)')}"
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PY}"
 export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$PY}"
-export STREAMING_HOME="$ROOT"
 
 exec "$SPARK_HOME/bin/spark-submit" \
     --name "${STREAMING_APP_NAME:-streaming-inference}" \

@@ -99,7 +99,7 @@ def _run_service(bootstrap: str, topic: str, model_uri: str) -> subprocess.Popen
 
 def _wait_for_drain(bootstrap: str, service: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Wait until the query has committed every offset the topic holds."""
-    from streaming.ops.status import read_status
+    from streaming.query.status import read_status
 
     checkpoint = HOME.checkpoints / QUERY_NAME
     deadline = time.monotonic() + timeout_s

@@ -10,6 +10,7 @@ command line, never read here, so a settings object built in code sees only its 
 from __future__ import annotations
 
 import argparse
+import re
 import tomllib
 import types
 import typing
@@ -28,6 +29,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from infra.errors import ProjectError
@@ -221,6 +223,13 @@ def load_settings(
             return cls(**flags)
     except ValidationError as e:
         raise SettingsError(_describe(cls, e, flags, command_env, file_values)) from None
+    except PydanticSettingsError as e:
+        # An environment value that should have been JSON (a list or a table) and is not.
+        field = re.search(r'field "(\w+)"', str(e))
+        name = field.group(1) if field else "?"
+        raise SettingsError(
+            f"{_env_name(cls, name)} is not a valid value: give it as JSON"
+        ) from None
 
 
 def _describe(

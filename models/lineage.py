@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-
 __all__ = [
-    "LOCK_FILE",
     "CODE_ROOT",
+    "LOCK_FILE",
     "TRACKED_DISTRIBUTIONS",
     "CodeVersion",
     "code_version",

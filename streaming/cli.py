@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m streaming", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--config", help="TOML file with option values [env STREAMING_CONFIG]")
+    # The options every command has may also stand before the command.
+    add_options(parser, StreamingCommand)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (settings_class, help_text, _) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)

@@ -92,7 +92,7 @@ def batch(settings: BatchSettings) -> int:
 
 def status(settings: StatusSettings) -> int:
     """Print lag per partition, the last batch and the model version that scored it."""
-    from streaming.ops.status import read_status
+    from streaming.query.status import read_status
 
     checkpoint = settings.checkpoint_dir
     if not checkpoint.exists():

@@ -10,10 +10,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from infra.paths import ProjectHome
 from infra.settings import CommandSettings, key_value_pairs
@@ -190,7 +190,9 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
     )
     predictions_table: str = Field(description="Delta table path of predictions")
     quarantine_table: str = Field(description="Delta table path of quarantined records")
-    topic: tuple[str, ...] = Field(default=(), description="topic name(s), comma-separated")
+    topic: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="topic name(s), comma-separated"
+    )
     topic_pattern: str | None = Field(
         None, description="subscribe to the topics matching this Java regex"
     )
@@ -200,7 +202,7 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
     query_name: str = Field(
         "inference", description="query name; also the Delta txnAppId of its writes"
     )
-    trigger: Trigger = Field(
+    trigger: Annotated[Trigger, NoDecode] = Field(
         default_factory=Trigger,
         description="interval (5s, 500ms, 1m) or available-now (default 5s)",
     )

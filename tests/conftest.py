@@ -14,11 +14,14 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 
-from infra.jvm_packages import PROJECT_ROOT
+from infra.paths import ProjectHome
 from infra.spark import build_spark_session, stop_spark
 from infra.tracking import TrackingStore, configure_tracking
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
+# The checkout's own cache of the pinned Spark jars (scripts/setup fills it).
+SPARK_JARS = ProjectHome(PROJECT_ROOT).spark_jars
 # A port of its own, so a demo broker on 9092 and the tests never meet.
 TEST_BROKER_PORT = os.environ.get("TEST_KAFKA_PORT", "19092")
 
@@ -29,6 +32,7 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 def spark() -> Iterator[SparkSession]:
     session = build_spark_session(
         "tests",
+        SPARK_JARS,
         master="local[2]",
         extra_conf={
             "spark.ui.enabled": "false",
@@ -41,6 +45,20 @@ def spark() -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     stop_spark(session)
+
+
+# Fixtures that bring up a real service: a test using any of them is an integration test.
+_REAL_SERVICES = {"kafka_bootstrap", "tracking_store"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the broker or the MLflow store as ``integration``.
+
+    ``scripts/test --fast`` runs the rest: pure logic and Spark on tiny in-memory frames.
+    """
+    for item in items:
+        if _REAL_SERVICES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def free_port() -> int:

@@ -170,7 +170,7 @@ def service_settings(
             "model_uri": model_uri,
             "predictions_table": str(tmp_path / "predictions"),
             "quarantine_table": str(tmp_path / "quarantine"),
-            "topics": (topic,),
+            "topic": (topic,),
             "checkpoint": str(tmp_path / "checkpoint"),
             "query_name": "test-query",
             "trigger": Trigger(interval=None, available_now=True),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from streaming.cli import _parser, build_service_settings, main
-from streaming.settings import Secret, Trigger
+from streaming.cli import build_parser, build_settings, main
+from streaming.settings import ServiceSettings, Trigger
 
 REQUIRED = [
     "--bootstrap-servers",
@@ -23,8 +24,10 @@ REQUIRED = [
 ]
 
 
-def settings(argv: list[str], env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return build_service_settings(_parser().parse_args(["run", *argv]), env or {})
+def settings(argv: list[str], env: dict[str, str] | None = None) -> ServiceSettings:
+    built = build_settings(build_parser().parse_args(["run", *argv]), env or {})
+    assert isinstance(built, ServiceSettings)
+    return built
 
 
 def test_flags_win_over_the_environment_which_wins_over_the_config_file(tmp_path: Path) -> None:
@@ -69,7 +72,7 @@ def test_kafka_options_pass_through_and_credentials_stay_secret() -> None:
 
     assert s.kafka_options["kafka.security.protocol"] == "SASL_SSL"
     secret = s.kafka_options["kafka.sasl.jaas.config"]
-    assert isinstance(secret, Secret) and secret.value == jaas
+    assert isinstance(secret, SecretStr) and secret.get_secret_value() == jaas
     assert "hunter2" not in repr(s)
 
 
@@ -82,7 +85,11 @@ def test_kafka_options_pass_through_and_credentials_stay_secret() -> None:
             {"STREAMING_MAX_OFFSETS_PER_TRIGGER": "many"},
             "STREAMING_MAX_OFFSETS_PER_TRIGGER='many'",
         ),
-        (["--max-offsets-per-trigger", "0"], {}, "--max-offsets-per-trigger must be a positive"),
+        (
+            ["--max-offsets-per-trigger", "0"],
+            {},
+            "--max-offsets-per-trigger '0' is not a valid value: Input should be greater than 0",
+        ),
         (
             ["--conf", "spark.sql.shuffle.partitions"],
             {},

@@ -19,9 +19,8 @@ import pytest
 from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
-from infra.jvm_packages import PROJECT_ROOT
 from infra.tracking import TrackingStore
-from tests.conftest import free_port
+from tests.conftest import PROJECT_ROOT, free_port
 from tests.streaming.conftest import (
     Registry,
     all_offsets_once,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
+from demo.events import listing_events
 from models.listings import FEATURE_COLUMNS
-from streaming.produce.producer import encode_event, listing_events
+from streaming.produce.producer import encode_event
 
 
 def test_events_carry_the_features_an_id_and_a_time_with_nan_as_null() -> None:

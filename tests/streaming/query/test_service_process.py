@@ -15,8 +15,8 @@ from pathlib import Path
 import deltalake
 from pyspark.sql import SparkSession
 
-from infra.jvm_packages import PROJECT_ROOT
 from infra.tracking import TrackingStore
+from tests.conftest import PROJECT_ROOT
 from tests.streaming.conftest import (
     Registry,
     all_offsets_once,
@@ -35,7 +35,7 @@ class ServiceProcess:
             **os.environ,
             "MLFLOW_TRACKING_URI": store.tracking_uri,
             "PYSPARK_PYTHON": sys.executable,
-            "SPARK_LOG_LEVEL": "ERROR",
+            "STREAMING_SPARK_LOG_LEVEL": "ERROR",
         }
         self.args = [sys.executable, "-m", "streaming", "run"]
         for key, value in options.items():

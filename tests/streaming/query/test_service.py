@@ -459,7 +459,7 @@ def test_a_topic_pattern_reads_every_matching_topic(
     produce(kafka_bootstrap, topic, mixed_events(9, bad_every=0))
     produce(kafka_bootstrap, second, mixed_events(6, start=9, bad_every=0), start_key=9)
     settings = service_settings(
-        f"models:/{registry.name}@champion", topics=(), topic_pattern=f"{re.escape(topic)}.*"
+        f"models:/{registry.name}@champion", topic=(), topic_pattern=f"{re.escape(topic)}.*"
     )
 
     run_once(spark, registry, settings)
