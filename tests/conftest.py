@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 
 from infra.paths import ProjectHome
 from infra.spark import build_spark_session, stop_spark
 from infra.tracking import TrackingStore, configure_tracking
+from tests.support import create_topic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
@@ -92,12 +92,7 @@ def kafka_bootstrap(broker_env: dict[str, str]) -> Iterator[str]:
 def topic(kafka_bootstrap: str, request: pytest.FixtureRequest) -> str:
     """A fresh topic with two partitions for one test."""
     name = f"t-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
-    try:
-        admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
-    finally:
-        admin.close()
-    return name
+    return create_topic(kafka_bootstrap, name)
 
 
 @pytest.fixture(scope="session")

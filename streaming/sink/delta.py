@@ -89,7 +89,9 @@ class DeltaSink:
         properties: dict[str, str] | None = None,
     ) -> None:
         self.spark = spark
-        self.path = path
+        # A relative local path is taken from the working directory, as a user means it; Delta's
+        # SQL builder would read a bare name as a table in a schema.
+        self.path = str(Path(path).resolve()) if "://" not in path else path
         self.schema = schema
         self.partition_by = tuple(partition_by)
         self.app_id = app_id

@@ -15,7 +15,6 @@ __all__ = [
     "KAFKA_COLUMNS",
     "check_kafka_access",
     "kafka_source_options",
-    "read_kafka_batch",
     "read_kafka_stream",
 ]
 
@@ -56,12 +55,6 @@ def kafka_source_options(
 def read_kafka_stream(spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
     """A streaming DataFrame of Kafka records (key, value, topic, partition, offset, timestamp)."""
     return spark.readStream.format("kafka").options(**options).load().select(*KAFKA_COLUMNS)
-
-
-def read_kafka_batch(spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
-    """A batch read of the same records, from ``startingOffsets`` to the latest offsets."""
-    batch_options = {k: v for k, v in options.items() if k != "maxOffsetsPerTrigger"}
-    return spark.read.format("kafka").options(**batch_options).load().select(*KAFKA_COLUMNS)
 
 
 def check_kafka_access(

@@ -11,7 +11,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from kafka import KafkaProducer
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from pyspark.ml import Pipeline, PipelineModel
@@ -23,6 +22,7 @@ from sklearn import pipeline as sk_pipeline
 
 from infra.tracking import TrackingStore, ensure_experiment
 from streaming.settings import ServiceSettings, Trigger
+from tests.support import send
 
 FEATURES = ["room_type", "accommodates", "bedrooms"]
 PIP = ["pyspark==4.2.0"]  # given, so MLflow does not load the model in a subprocess to infer it
@@ -128,11 +128,7 @@ def event(i: int, **overrides: object) -> dict[str, object]:
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes | None], start_key: int = 0) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for i, value in enumerate(values, start=start_key):
-        producer.send(topic, key=f"listing-{i}".encode(), value=value)
-    producer.flush()
-    producer.close()
+    send(bootstrap, topic, ((f"listing-{i}".encode(), v) for i, v in enumerate(values, start_key)))
 
 
 def mixed_events(count: int, start: int = 0, bad_every: int = 7) -> list[bytes | None]:

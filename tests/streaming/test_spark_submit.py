@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
 
 from infra.tracking import TrackingStore
-from tests.conftest import PROJECT_ROOT, free_port
+from tests.conftest import PROJECT_ROOT
 from tests.streaming.conftest import (
     Registry,
     all_offsets_once,
@@ -28,17 +27,9 @@ from tests.streaming.conftest import (
     produce,
     training_frame,
 )
+from tests.support import free_port, wait_until
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
-
-
-def _wait_for(condition: object, what: str, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -92,7 +83,7 @@ class StandaloneCluster:
             "--webui-port",
             str(free_port()),
         )
-        _wait_for(lambda: "I have been elected leader" in self.log("master"), "the Master")
+        wait_until(lambda: "I have been elected leader" in self.log("master"), "the Master")
         self._daemon(
             "worker",
             "org.apache.spark.deploy.worker.Worker",
@@ -108,7 +99,9 @@ class StandaloneCluster:
             "--webui-port",
             str(free_port()),
         )
-        _wait_for(lambda: "Successfully registered with master" in self.log("worker"), "the Worker")
+        wait_until(
+            lambda: "Successfully registered with master" in self.log("worker"), "the Worker"
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -92,3 +92,37 @@ def test_an_unknown_input_path_stops_with_one_line(
     assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
     errors = error_lines(capsys.readouterr().err)
     assert len(errors) == 1 and f"cannot read --input {tmp_path / 'nowhere'}" in errors[0]
+
+
+def test_a_rerun_is_idempotent_per_input_version_and_model_version(
+    spark: SparkSession,
+    registry: Registry,
+    base_model: PipelineModel,
+    tracking_store: TrackingStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    source = str(tmp_path / "listings")
+    training_frame(spark).write.format("delta").save(source)
+    env = {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}
+    argv = batch_argv(tmp_path / "listings", registry, tmp_path / "scored")
+    rows = training_frame(spark).count()
+
+    def scored() -> list[tuple[int, str]]:
+        table = spark.read.format("delta").load(str(tmp_path / "scored"))
+        return [(r.batch_id, r.model_version) for r in table.collect()]
+
+    assert main(argv, env) == 0
+    assert main(argv, env) == 0  # same input version, same model: nothing written
+    assert "already scored" in capsys.readouterr().out
+    assert sorted(set(scored())) == [(0, "1")] and len(scored()) == rows
+
+    training_frame(spark).limit(4).write.format("delta").mode("append").save(source)
+    assert main(argv, env) == 0  # a new input version is scored in full
+    assert sorted(set(scored())) == [(0, "1"), (1, "1")] and len(scored()) == 2 * rows + 4
+
+    registry.register_spark(base_model, training_frame(spark), alias="champion")
+    assert main(argv, env) == 0  # another model version scores the same input version
+    assert sorted(set(scored())) == [(0, "1"), (1, "1"), (1, "2")]
+    assert len(scored()) == 3 * rows + 8

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import deltalake
 import pandas as pd
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -36,6 +34,7 @@ from tests.streaming.conftest import (
     training_frame,
     well_formed,
 )
+from tests.support import create_topic, wait_until
 
 
 def run_once(
@@ -322,15 +321,11 @@ def test_tables_use_the_default_protocol_for_other_readers(
 
 
 def _wait_for_rows(spark: SparkSession, table: str, count: int, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    found = 0
-    while time.monotonic() < deadline:
-        if Path(table, "_delta_log").is_dir():
-            found = spark.read.format("delta").load(table).count()
-            if found >= count:
-                return
-        time.sleep(0.5)
-    raise AssertionError(f"{found} of {count} rows in {table} after {timeout_s}s")
+    def enough() -> bool:
+        present = Path(table, "_delta_log").is_dir()
+        return present and spark.read.format("delta").load(table).count() >= count
+
+    wait_until(enough, f"{count} rows in {table}", timeout_s)
 
 
 def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is_broken(
@@ -451,11 +446,7 @@ def test_a_topic_pattern_reads_every_matching_topic(
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
     second = f"{topic}-eu"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
-    try:
-        admin.create_topics([NewTopic(second, num_partitions=1, replication_factor=1)])
-    finally:
-        admin.close()
+    create_topic(kafka_bootstrap, second, partitions=1)
     produce(kafka_bootstrap, topic, mixed_events(9, bad_every=0))
     produce(kafka_bootstrap, second, mixed_events(6, start=9, bad_every=0), start_key=9)
     settings = service_settings(

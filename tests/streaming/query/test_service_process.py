@@ -24,6 +24,7 @@ from tests.streaming.conftest import (
     produce,
     training_frame,
 )
+from tests.support import wait_until
 
 
 class ServiceProcess:
@@ -68,14 +69,12 @@ def committed_batches(table: Path) -> int:
 def wait_for_batches(
     table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180
 ) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def batches() -> int:
         assert process.poll() is None, "service exited early"
         found = committed_batches(table)
-        if found >= at_least:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"fewer than {at_least} batches within {timeout_s}s")
+        return found if found >= at_least else 0
+
+    return wait_until(batches, f"{at_least} batches in {table}", timeout_s, interval_s=0.2)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -6,19 +6,15 @@ import json
 from pathlib import Path
 
 import deltalake
-from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from streaming.source.kafka import kafka_source_options, read_kafka_stream
+from tests.support import send
 
 
 def _produce(bootstrap: str, topic: str, events: list[dict[str, object]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for event in events:
-        producer.send(topic, key=str(event["id"]).encode(), value=json.dumps(event).encode())
-    producer.flush()
-    producer.close()
+    send(bootstrap, topic, ((str(e["id"]).encode(), json.dumps(e).encode()) for e in events))
 
 
 def test_events_reach_a_delta_table_once_each(
