@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -49,3 +50,10 @@ def send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes
         producer.flush()
     finally:
         producer.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

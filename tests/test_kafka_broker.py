@@ -7,9 +7,13 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from tests.conftest import BROKER_SCRIPT
+
+# Slow (a broker, or a wheel built and installed): not part of the fast layer.
+pytestmark = pytest.mark.integration
 
 
 def _free_port_pair() -> int:

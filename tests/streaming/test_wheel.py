@@ -22,6 +22,9 @@ from infra.tracking import TrackingStore
 from tests.conftest import PROJECT_ROOT
 from tests.streaming.conftest import Registry, training_frame
 
+# Slow (a broker, or a wheel built and installed): not part of the fast layer.
+pytestmark = pytest.mark.integration
+
 UV = PROJECT_ROOT / ".local" / "bootstrap" / "bin" / "uv"
 
 

@@ -21,7 +21,6 @@ from streaming.errors import CheckpointMismatchError, ConfigurationError
 from streaming.ops.metrics import ServiceMetrics
 from streaming.query.service import InferenceService
 from streaming.settings import ServiceSettings, Trigger
-from tests.conftest import free_port
 from tests.streaming.conftest import (
     FEATURES,
     Registry,
@@ -34,7 +33,7 @@ from tests.streaming.conftest import (
     training_frame,
     well_formed,
 )
-from tests.support import create_topic, wait_until
+from tests.support import create_topic, free_port, wait_until
 
 
 def run_once(
