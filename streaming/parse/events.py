@@ -9,10 +9,19 @@ from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
 
 from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
-__all__ = ["ErrorKind", "ParsedEvents", "parse_events"]
+__all__ = [
+    "QUARANTINE_COLUMNS",
+    "ErrorKind",
+    "ParsedEvents",
+    "judge_events",
+    "parse_events",
+    "rejected_rows",
+    "valid_rows",
+]
 
 _KAFKA_COORDINATES = ("topic", "partition", "offset", "timestamp")
 _RAW_SNIPPET = 80
@@ -51,35 +60,47 @@ def _string_array(values: list[str]) -> Column:
     return F.array(*[F.lit(v) for v in values]).cast("array<string>")
 
 
-def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
-    """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit.
+_CORRUPT = "_corrupt_record"
 
-    A record fits when its value is UTF-8 JSON holding an object, every required feature is
-    present (``null`` counts as present: a missing value for the model to impute), and every
-    present field has the signature's type. Never raises on record content.
 
-    Returns:
-        The valid rows and the quarantined rows, each lazily derived from ``records``.
+def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
+    """Every Kafka record with its verdict, in one pass over the values.
+
+    Returns ``records``' columns plus ``_typed`` (the value parsed against the signature),
+    ``error_kind`` and ``error_detail`` (both null for a record the model can score).
+
+    The value is parsed once, typed. Only a record that the typed parse does not clear (not
+    JSON, a field of the wrong type, a required field null or absent, no value, not UTF-8)
+    is looked at again to say what is wrong with it.
     """
     json_schema = schema.json_schema()
+    typed_schema = StructType([*json_schema.fields, StructField(_CORRUPT, StringType())])
     text = F.col("value").cast("string")
-    # Each check is written once over arrays of field names (higher-order functions), so the
-    # generated code stays small however many features the model has.
-    parsed = records.select(
-        "*",
-        F.from_json(text, "map<string,string>").alias("_fields"),
-        F.from_json(text, json_schema, {"mode": "PERMISSIVE"}).alias("_typed"),
-        F.is_valid_utf8(text).alias("_utf8"),
+    typed = F.from_json(
+        text, typed_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
     )
+    parsed = records.select("*", typed.alias("_typed"), F.is_valid_utf8(text).alias("_utf8"))
+    required = [n for n in schema.names if n in schema.required]
+    cleared = (
+        F.col("value").isNotNull()
+        & F.col("_utf8")
+        & F.col("_typed").isNotNull()
+        & F.col(f"_typed.{_CORRUPT}").isNull()
+    )
+    for name in required:
+        cleared = cleared & F.col("_typed")[name].isNotNull()
+    # The untyped view of the value, only for the records the typed parse did not clear.
+    raw_fields = F.when(~cleared, F.from_json(text, "map<string,string>"))
+    suspect = parsed.select("*", cleared.alias("_cleared"), raw_fields.alias("_fields"))
     raw = F.col("_fields")
 
-    required = _string_array([n for n in schema.names if n in schema.required])
-    missing = F.filter(required, lambda name: ~F.map_contains_key(raw, name))
+    # Each check is written once over arrays of field names (higher-order functions), so the
+    # generated code stays small however many features the model has.
+    missing = F.filter(_string_array(required), lambda name: ~F.map_contains_key(raw, name))
     missing_detail = F.array_join(
         F.transform(missing, lambda name: F.concat(F.lit("missing field '"), name, F.lit("'"))),
         "; ",
     )
-    # One small struct per field: its name, its type, and whether the typed parse lost it.
     declared = F.array(
         *[
             F.struct(
@@ -103,34 +124,63 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
         ),
         "; ",
     )  # fmt: skip
-    checked = parsed.select(
-        "*", missing_detail.alias("_missing"), mismatch_detail.alias("_mismatch")
+    checked = suspect.select(
+        "*",
+        F.when(~F.col("_cleared"), missing_detail).alias("_missing"),
+        F.when(~F.col("_cleared"), mismatch_detail).alias("_mismatch"),
     )
-
     error_kind = (
-        F.when(F.col("value").isNull(), F.lit(ErrorKind.EMPTY_VALUE))
+        F.when(F.col("_cleared"), F.lit(None).cast("string"))
+        .when(F.col("value").isNull(), F.lit(ErrorKind.EMPTY_VALUE))
         .when(~F.col("_utf8"), F.lit(ErrorKind.INVALID_UTF8))
         .when(raw.isNull(), F.lit(ErrorKind.MALFORMED_JSON))
         .when(F.col("_missing") != "", F.lit(ErrorKind.MISSING_FIELD))
         .when(F.col("_mismatch") != "", F.lit(ErrorKind.TYPE_MISMATCH))
     )
     error_detail = (
-        F.when(F.col("value").isNull(), F.lit("record has no value (tombstone or null)"))
+        F.when(F.col("_cleared"), F.lit(None).cast("string"))
+        .when(F.col("value").isNull(), F.lit("record has no value (tombstone or null)"))
         .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
         .when(raw.isNull(), F.concat(F.lit("value is not a JSON object: "), _snippet(text)))
         .when(F.col("_missing") != "", F.col("_missing"))
         .when(F.col("_mismatch") != "", F.col("_mismatch"))
     )
-    judged = checked.select("*", error_kind.alias("error_kind"), error_detail.alias("error_detail"))
+    return checked.select(
+        *records.columns,
+        "_typed",
+        error_kind.alias("error_kind"),
+        error_detail.alias("error_detail"),
+    )
 
-    valid = judged.where(F.col("error_kind").isNull()).select(
+
+def valid_rows(judged: DataFrame, schema: EventSchema) -> DataFrame:
+    """The records the model can score, as typed rows (see :class:`ParsedEvents`)."""
+    return judged.where(F.col("error_kind").isNull()).select(
         F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
         F.col("key").cast("string").alias("key"),
         F.col(f"_typed.{EVENT_TIME}").alias(EVENT_TIME),
         *[F.col("_typed")[name].alias(name) for name in schema.names],
         *_KAFKA_COORDINATES,
     )
-    quarantined = judged.where(F.col("error_kind").isNotNull()).select(
-        "key", "value", *_KAFKA_COORDINATES, "error_kind", "error_detail"
-    )
-    return ParsedEvents(valid=valid, quarantined=quarantined)
+
+
+QUARANTINE_COLUMNS = ("key", "value", *_KAFKA_COORDINATES, "error_kind", "error_detail")
+
+
+def rejected_rows(judged: DataFrame) -> DataFrame:
+    """The records to quarantine, raw, with their reason (see :class:`ParsedEvents`)."""
+    return judged.where(F.col("error_kind").isNotNull()).select(*QUARANTINE_COLUMNS)
+
+
+def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
+    """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit.
+
+    A record fits when its value is UTF-8 JSON holding an object, every required feature is
+    present (``null`` counts as present: a missing value for the model to impute), and every
+    present field has the signature's type. Never raises on record content.
+
+    Returns:
+        The valid rows and the quarantined rows, each lazily derived from ``records``.
+    """
+    judged = judge_events(records, schema)
+    return ParsedEvents(valid=valid_rows(judged, schema), quarantined=rejected_rows(judged))

@@ -8,15 +8,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation, Row
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BinaryType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
-from streaming.parse.events import parse_events
+from streaming.parse.events import (
+    QUARANTINE_COLUMNS,
+    judge_events,
+    rejected_rows,
+    valid_rows,
+)
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
 from streaming.sink.tables import predictions_rows, quarantine_rows
@@ -24,6 +41,19 @@ from streaming.sink.tables import predictions_rows, quarantine_rows
 __all__ = ["BatchSink", "MicroBatchProcessor", "ModelSource"]
 
 _OUTCOMES_KEPT = 32
+# The rejected records as the observed metrics return them (QUARANTINE_COLUMNS, in order).
+_REJECTED_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+        StructField("error_kind", StringType()),
+        StructField("error_detail", StringType()),
+    ]
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +73,17 @@ class ModelSource(Protocol):
 
 
 class BatchSink(Protocol):
-    """Appends one batch's rows idempotently (``DeltaSink``; a stand-in in tests)."""
+    """Appends one batch's rows idempotently (``DeltaSink``; a stand-in in tests).
+
+    ``append`` must read ``rows`` (run the plan) unless it raises: the figures of the batch
+    come from that one pass.
+    """
 
     app_id: str
 
     def append(self, rows: DataFrame, record: BatchRecord) -> None: ...
+
+    def has_batch(self, batch_id: int) -> bool: ...
 
 
 class MicroBatchProcessor:
@@ -60,6 +96,8 @@ class MicroBatchProcessor:
         quarantine: Sink of rejected records, written when a batch has any.
         metrics: Service metrics.
         replay: A batch begun before a restart, re-run with the model version it began with.
+        committed_through: The newest batch id the predictions table held at start: a batch
+            up to it has its predictions already, and only what else is missing is written.
         clock: The scored-at time; injectable for tests.
     """
 
@@ -70,6 +108,7 @@ class MicroBatchProcessor:
         quarantine: BatchSink,
         metrics: ServiceMetrics | None = None,
         replay: BatchRecord | None = None,
+        committed_through: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.models = models
@@ -77,6 +116,7 @@ class MicroBatchProcessor:
         self.quarantine = quarantine
         self.metrics = metrics or models.metrics
         self.replay = replay
+        self.committed_through = -1 if committed_through is None else committed_through
         self.clock = clock
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
@@ -89,7 +129,13 @@ class MicroBatchProcessor:
         return self.models.for_batch(batch_id)
 
     def __call__(self, records: DataFrame, batch_id: int) -> BatchOutcome:
-        """Process one batch.
+        """Process one batch: one pass over the records, one commit per table that gets rows.
+
+        The records are read once, while the predictions are written; the figures and the few
+        rejected records come back from that same pass (Spark's observed metrics), so nothing
+        is cached or counted. The quarantine table is written only when the batch had bad
+        records. A batch begun before a restart is re-run with the model version it began
+        with, and what its first run already committed is not written again.
 
         Raises:
             Whatever the Delta writes raise (disk full, storage gone): the batch fails, the
@@ -100,11 +146,11 @@ class MicroBatchProcessor:
         started = time.monotonic()
         try:
             model = self._model_for(batch_id)
-            cached = records.persist()
-            try:
-                outcome = self._write(cached, batch_id, model, started)
-            finally:
-                cached.unpersist()
+            if batch_id <= self.committed_through:
+                outcome = self._complete_replay(records, batch_id, model, started)
+            else:
+                outcome = self._write(records, batch_id, model, started)
+                self.committed_through = batch_id
         finally:
             self.in_flight.clear()
         self.last = outcome
@@ -126,39 +172,64 @@ class MicroBatchProcessor:
         self, records: DataFrame, batch_id: int, model: LoadedModel, started: float
     ) -> BatchOutcome:
         now = self.clock()
-        parsed = parse_events(records, model.schema)
         version = model.identity.version
-
-        rejected = quarantine_rows(parsed.quarantined, batch_id, now).persist()
-        try:
-            kinds = {
-                r.error_kind: r["count"] for r in rejected.groupBy("error_kind").count().collect()
-            }
-            quarantined = sum(kinds.values())
-            if quarantined:
-                record = BatchRecord(self.quarantine.app_id, batch_id, version, quarantined)
-                self.quarantine.append(rejected, record)
-        finally:
-            rejected.unpersist()
-
+        judged = judge_events(records, model.schema)
+        observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
+        observed = judged.observe(
+            observation,
+            F.count(F.lit(1)).alias("rows_in"),
+            F.collect_list(
+                F.when(F.col("error_kind").isNotNull(), F.struct(*QUARANTINE_COLUMNS))
+            ).alias("rejected"),
+        )
         scored = predictions_rows(
-            model.score(parsed.valid), model.identity, batch_id, now
-        ).persist()
-        try:
-            written = scored.count()
-            self.predictions.append(
-                scored, BatchRecord(self.predictions.app_id, batch_id, version, written)
+            model.score(valid_rows(observed, model.schema)), model.identity, batch_id, now
+        )
+        self.predictions.append(
+            scored, BatchRecord(self.predictions.app_id, batch_id, version, None)
+        )
+        figures = observation.get
+        rejected = list(figures.get("rejected") or [])
+        if rejected:
+            frame = records.sparkSession.createDataFrame(rejected, _REJECTED_SCHEMA)
+            self.quarantine.append(
+                quarantine_rows(frame, batch_id, now),
+                BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
             )
-        finally:
-            scored.unpersist()
+        rows_in = int(figures.get("rows_in") or 0)
+        return self._outcome(batch_id, rows_in, rejected, version, started)
 
+    def _complete_replay(
+        self, records: DataFrame, batch_id: int, model: LoadedModel, started: float
+    ) -> BatchOutcome:
+        """A batch whose predictions were committed before a crash: write what is missing."""
+        version = model.identity.version
+        rejected = rejected_rows(judge_events(records, model.schema)).collect()
+        if rejected and not self.quarantine.has_batch(batch_id):
+            frame = records.sparkSession.createDataFrame(rejected, _REJECTED_SCHEMA)
+            self.quarantine.append(
+                quarantine_rows(frame, batch_id, self.clock()),
+                BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
+            )
+        log.info("batch %d: predictions were committed before the restart", batch_id)
+        return self._outcome(batch_id, records.count(), rejected, version, started)
+
+    def _outcome(
+        self,
+        batch_id: int,
+        rows_in: int,
+        rejected: list[Row],
+        version: str | None,
+        started: float,
+    ) -> BatchOutcome:
+        kinds = Counter(str(r["error_kind"]) for r in rejected)
         for kind, count in kinds.items():
             self.metrics.quarantined.labels(error_kind=kind).inc(count)
         return BatchOutcome(
             batch_id=batch_id,
-            rows_in=written + quarantined,
-            predictions=written,
-            quarantined=quarantined,
+            rows_in=rows_in,
+            predictions=rows_in - len(rejected),
+            quarantined=len(rejected),
             model_version=version,
             duration_s=round(time.monotonic() - started, 3),
         )

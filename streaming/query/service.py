@@ -119,9 +119,10 @@ class InferenceService:
         self.predictions.ensure_table()
         self.quarantine.ensure_table()
         checkpoint = str(s.checkpoint_dir)
+        predictions_last = self.predictions.last_batch()
         plan = plan_start(
             read_checkpoint_state(self.spark, checkpoint),
-            self.predictions.last_batch(),
+            predictions_last,
             self.quarantine.last_batch(),
             checkpoint,
             s.predictions_table,
@@ -135,7 +136,12 @@ class InferenceService:
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port, s.metrics_host)
         self.processor = MicroBatchProcessor(
-            self.models, self.predictions, self.quarantine, self.metrics, replay=plan.replay
+            self.models,
+            self.predictions,
+            self.quarantine,
+            self.metrics,
+            replay=plan.replay,
+            committed_through=predictions_last.batch_id if predictions_last else None,
         )
         self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)
         self.spark.streams.addListener(self.listener)

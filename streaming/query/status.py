@@ -30,13 +30,14 @@ class ServiceStatus:
     last_committed_batch: int | None
     last_batch: BatchRecord | None
     partitions: list[PartitionLag]
+    last_batch_rows: int | None = None
 
     def render(self) -> str:
         lines = [
             f"last committed batch: {self.last_committed_batch}",
             "model version of last batch: "
             f"{self.last_batch.model_version if self.last_batch else None}",
-            f"rows in last batch: {self.last_batch.rows if self.last_batch else None}",
+            f"rows in last batch: {self.last_batch_rows}",
             "topic\tpartition\tnext_offset\tend_offset\tlag",
         ]
         lines += [
@@ -68,19 +69,21 @@ def committed_offsets(checkpoint: Path) -> tuple[int | None, dict[str, dict[int,
     return batch, offsets
 
 
-def _last_batch(predictions_table: str, app_id: str) -> BatchRecord | None:
+def _last_batch(predictions_table: str, app_id: str) -> tuple[BatchRecord | None, int | None]:
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
         history = DeltaTable(predictions_table).history(200)
     except TableNotFoundError:
-        return None
+        return None, None
     for commit in history:
         record = BatchRecord.from_json(commit.get("userMetadata"))
         if record is not None and record.app_id == app_id:
-            return record
-    return None
+            # The rows the commit wrote, as Delta recorded them (the stream does not count).
+            written = (commit.get("operationMetrics") or {}).get("numOutputRows")
+            return record, None if written is None else int(written)
+    return None, None
 
 
 def read_status(
@@ -114,5 +117,7 @@ def read_status(
         for t, ps in sorted(offsets.items())
         for p, o in sorted(ps.items())
     ]
-    last = _last_batch(predictions_table, app_id) if predictions_table else None
-    return ServiceStatus(last_committed_batch=batch, last_batch=last, partitions=partitions)
+    last, rows = _last_batch(predictions_table, app_id) if predictions_table else (None, None)
+    return ServiceStatus(
+        last_committed_batch=batch, last_batch=last, partitions=partitions, last_batch_rows=rows
+    )

@@ -36,7 +36,7 @@ class BatchRecord:
     app_id: str
     batch_id: int
     model_version: str | None
-    rows: int
+    rows: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,7 +57,7 @@ class BatchRecord:
                 app_id=str(data["app_id"]),
                 batch_id=int(data["batch_id"]),
                 model_version=data.get("model_version"),
-                rows=int(data.get("rows", 0)),
+                rows=None if data.get("rows") is None else int(data["rows"]),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -167,6 +167,11 @@ class DeltaSink:
         history = DeltaTable.forPath(self.spark, self.path).history(1).first()
         metrics = (history["operationMetrics"] or {}) if history else {}
         return int(metrics.get("numOutputRows", 0))
+
+    def has_batch(self, batch_id: int) -> bool:
+        """Whether this writer already committed batch ``batch_id`` (or a later one)."""
+        last = self.last_batch()
+        return last is not None and last.batch_id >= batch_id
 
     def last_batch(self) -> BatchRecord | None:
         """The newest batch this writer committed to the table, or ``None``."""

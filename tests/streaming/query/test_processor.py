@@ -89,7 +89,7 @@ def test_a_replayed_batch_is_written_once(
     assert (first.predictions, first.quarantined) == (12, 2)
     assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 12
     assert spark.read.format("delta").load(str(tmp_path / "q")).count() == 2
-    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1", 12)
+    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1")
 
 
 def test_an_empty_batch_still_records_its_id(
@@ -101,7 +101,7 @@ def test_an_empty_batch_still_records_its_id(
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
     process(records(spark, []), 0)
-    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1", 0)
+    assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1")
 
 
 def test_the_alias_is_followed_between_batches_and_never_within_one(

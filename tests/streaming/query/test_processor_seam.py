@@ -71,10 +71,13 @@ class MemorySink:
     records: list[BatchRecord] = field(default_factory=list)
 
     def append(self, rows: DataFrame, record: BatchRecord) -> None:
-        if record.batch_id in self.batches:
-            return
-        self.batches[record.batch_id] = rows.collect()
-        self.records.append(record)
+        collected = rows.collect()
+        if record.batch_id not in self.batches:
+            self.batches[record.batch_id] = collected
+            self.records.append(record)
+
+    def has_batch(self, batch_id: int) -> bool:
+        return batch_id in self.batches
 
 
 def records(spark: SparkSession, values: list[bytes | None], first_offset: int = 0) -> DataFrame:
@@ -131,7 +134,8 @@ def test_an_empty_batch_records_its_id_in_predictions_only(spark: SparkSession) 
 
     process(records(spark, []), 0)
 
-    assert predictions.records == [BatchRecord("q:predictions", 0, "1", 0)]
+    assert predictions.records == [BatchRecord("q:predictions", 0, "1")]
+    assert predictions.batches[0] == []
     assert quarantine.records == []
 
 
