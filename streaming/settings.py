@@ -36,6 +36,9 @@ __all__ = [
 _INTERVAL = re.compile(r"^(\d+)\s*(ms|s|sec|seconds|m|min|minutes)$")
 _SECRET_KEY = re.compile(r"(password|secret|jaas|token)", re.IGNORECASE)
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# A backlog is drained in batches of at most this many records: the first rows land within
+# seconds, and a batch's rejected records (gathered on the driver) stay bounded.
+DEFAULT_MAX_OFFSETS_PER_TRIGGER = 100_000
 
 
 @dataclass(frozen=True)
@@ -207,8 +210,10 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
         description="interval (5s, 500ms, 1m) or available-now (default 5s)",
     )
     starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
-    max_offsets_per_trigger: int | None = Field(
-        None, gt=0, description="cap on records per micro-batch"
+    max_offsets_per_trigger: int = Field(
+        DEFAULT_MAX_OFFSETS_PER_TRIGGER,
+        gt=0,
+        description="cap on records per micro-batch, so a backlog is scored in bounded batches",
     )
     model_poll_seconds: float = Field(
         30.0, ge=0, description="how often the model alias is looked up, in seconds"

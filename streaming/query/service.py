@@ -7,6 +7,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -113,11 +114,15 @@ class InferenceService:
             max_offsets_per_trigger=s.max_offsets_per_trigger,
             extra=s.kafka_options,
         )
-        check_broker_reachable(s.bootstrap_servers)
-        check_kafka_access(self.spark, options)
-        self.models.start()
-        self.predictions.ensure_table()
-        self.quarantine.ensure_table()
+        # The model downloads and passes its smoke prediction while the broker and the tables
+        # are checked: the two take about as long as each other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-start") as pool:
+            model_ready = pool.submit(self.models.start)
+            check_broker_reachable(s.bootstrap_servers)
+            check_kafka_access(self.spark, options)
+            self.predictions.ensure_table()
+            self.quarantine.ensure_table()
+            model_ready.result()
         checkpoint = str(s.checkpoint_dir)
         predictions_last = self.predictions.last_batch()
         plan = plan_start(
@@ -143,6 +148,7 @@ class InferenceService:
             replay=plan.replay,
             committed_through=predictions_last.batch_id if predictions_last else None,
         )
+        self.models.follow_in_background()
         self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)
         self.spark.streams.addListener(self.listener)
         records = read_kafka_stream(self.spark, options)
@@ -193,6 +199,7 @@ class InferenceService:
             query.stop()
             log.info("query %s stopped", self.settings.query_name)
         self._remove_listener()
+        self.models.stop_following()
         exception = query.exception()
         if exception is not None:
             raise exception

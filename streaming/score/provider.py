@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,11 +49,18 @@ class ModelReference:
 class ModelProvider:
     """Serves the current model and follows its alias, swapping only between batches.
 
+    Two ways to follow the alias. In the background (:meth:`follow_in_background`, what the
+    service does): a thread looks the alias up every ``poll_seconds``, loads and checks a new
+    version off the batch path, and the next batch boundary switches to it once it is ready,
+    so a swap or a rejected version never stalls a batch. Or inline (no thread, as in a test
+    calling the processor directly): the look-up happens at a batch boundary, at most every
+    ``poll_seconds``.
+
     Args:
         spark: The session models are loaded into.
         model_uri: ``models:/NAME@ALIAS`` (followed), ``models:/NAME/VERSION`` or any MLflow URI.
         client: The registry client.
-        poll_seconds: How often, at most, the alias is looked up (at a batch boundary).
+        poll_seconds: How often, at most, the alias is looked up.
         metrics: Where swaps and failed swaps are counted.
         clock: Monotonic seconds; injectable for tests.
     """
@@ -73,14 +81,23 @@ class ModelProvider:
         self.metrics = metrics or ServiceMetrics()
         self.clock = clock
         self._current: LoadedModel | None = None
+        self._ready: LoadedModel | None = None  # checked in the background, not yet serving
         self._last_poll = 0.0
         self._rejected: set[str] = set()
+        self._follower: threading.Thread | None = None
+        self._stop_following = threading.Event()
 
     @property
     def current(self) -> LoadedModel:
         if self._current is None:
             raise RuntimeError("ModelProvider.start() was not called")
         return self._current
+
+    @property
+    def ready_version(self) -> str | None:
+        """A version loaded and checked in the background that the next batch will switch to."""
+        ready = self._ready
+        return ready.identity.version if ready is not None else None
 
     def start(self) -> LoadedModel:
         """Load the model the URI names now.
@@ -102,11 +119,44 @@ class ModelProvider:
         log.info("serving model %s (%s flavor)", self._current.identity, self._current.flavor)
         return self._current
 
+    def follow_in_background(self) -> None:
+        """Start the thread that prepares new versions of the alias (no-op without an alias)."""
+        if self.reference.alias is None or self._follower is not None:
+            return
+        self._follower = threading.Thread(
+            target=self._follow_loop, name="model-follower", daemon=True
+        )
+        self._follower.start()
+
+    def stop_following(self, timeout_s: float = 30.0) -> None:
+        """Stop the background thread (a version being loaded is finished first)."""
+        self._stop_following.set()
+        if self._follower is not None:
+            self._follower.join(timeout_s)
+            self._follower = None
+
+    def _follow_loop(self) -> None:
+        while not self._stop_following.wait(max(self.poll_seconds, 0.5)):
+            try:
+                candidate = self._candidate("background")
+            except Exception:  # never let the follower die; the current model keeps serving
+                log.exception("looking for a new version of %s failed", self.reference.uri)
+                continue
+            if candidate is not None:
+                self._ready = candidate
+
     def for_batch(self, batch_id: int) -> LoadedModel:
-        """The model to score batch ``batch_id`` with, after following the alias if it is time."""
-        if self.reference.alias and self.clock() - self._last_poll >= self.poll_seconds:
+        """The model to score batch ``batch_id`` with: a version made ready since the last batch,
+        or (inline mode) the alias's new version if it is time to look."""
+        if self._follower is not None:
+            ready, self._ready = self._ready, None
+            if ready is not None:
+                self._swap(ready, batch_id)
+        elif self.reference.alias and self.clock() - self._last_poll >= self.poll_seconds:
             self._last_poll = self.clock()
-            self._follow_alias(batch_id)
+            candidate = self._candidate(f"batch {batch_id}")
+            if candidate is not None:
+                self._swap(candidate, batch_id)
         return self.current
 
     def version(self, version: str) -> LoadedModel:
@@ -128,18 +178,22 @@ class ModelProvider:
         )
         return load_model(self.spark, identity.uri, identity)
 
-    def _follow_alias(self, batch_id: int) -> None:
+    def _candidate(self, when: str) -> LoadedModel | None:
+        """The alias's version if it is new, loaded and checked; ``None`` to keep serving."""
         try:
             identity = self._resolve()
         except Exception as e:
             self.metrics.model_swap_failures.labels(reason="registry_unreachable").inc()
             log.warning(
-                "batch %d: registry lookup of %s failed, keeping %s: %s",
-                batch_id, self.reference.uri, self.current.identity, first_line(e),
+                "%s: registry lookup of %s failed, keeping %s: %s",
+                when, self.reference.uri, self.current.identity, first_line(e),
             )  # fmt: skip
-            return
-        if identity.version == self.current.identity.version or identity.version in self._rejected:
-            return
+            return None
+        known = {self.current.identity.version, *self._rejected}
+        if self._ready is not None:
+            known.add(self._ready.identity.version)
+        if identity.version in known:
+            return None
         try:
             candidate = self._load(identity)
             problems = self.current.schema.incompatibilities(candidate.schema)
@@ -149,15 +203,18 @@ class ModelProvider:
             self._rejected.add(str(identity.version))
             self.metrics.model_swap_failures.labels(reason="version_rejected").inc()
             log.error(
-                "batch %d: %s moved to %s, which was rejected; keeping %s: %s",
-                batch_id, self.reference.uri, identity, self.current.identity, first_line(e),
+                "%s: %s moved to %s, which was rejected; keeping %s: %s",
+                when, self.reference.uri, identity, self.current.identity, first_line(e),
             )  # fmt: skip
-            return
+            return None
+        return candidate
+
+    def _swap(self, candidate: LoadedModel, batch_id: int) -> None:
         previous = self.current.identity
         self._current = candidate
         self.metrics.model_swaps.inc()
-        self.metrics.model_version.set(_numeric(identity.version))
-        log.info("batch %d: swapped model %s -> %s", batch_id, previous, identity)
+        self.metrics.model_version.set(_numeric(candidate.identity.version))
+        log.info("batch %d: swapped model %s -> %s", batch_id, previous, candidate.identity)
 
     def _resolve(self) -> ModelIdentity:
         ref = self.reference

@@ -348,6 +348,8 @@ def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is
         v2 = registry.register_spark(
             fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark)
         )
+        # Loaded and checked off the batch path; the next batch switches to it.
+        wait_until(lambda: service.models.ready_version == v2, "v2 ready", 120)
         produce(kafka_bootstrap, topic, mixed_events(10, start=10, bad_every=0), start_key=10)
         _wait_for_rows(spark, settings.predictions_table, 20)
 
@@ -355,6 +357,8 @@ def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is
         wider = base.withColumn("beds", base.accommodates / 2)
         broken = fit_pipeline(wider, features=[*FEATURES, "beds"])  # needs a field events lack
         registry.register_spark(broken, wider, features=[*FEATURES, "beds"])
+        rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")
+        wait_until(lambda: rejected._value.get() == 1, "v3 rejected", 120)
         produce(kafka_bootstrap, topic, mixed_events(10, start=20, bad_every=0), start_key=20)
         _wait_for_rows(spark, settings.predictions_table, 30)
     finally:
