@@ -10,6 +10,7 @@ command line, never read here, so a settings object built in code sees only its 
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import tomllib
 import types
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import (
     BaseSettings,
@@ -33,16 +34,20 @@ from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from infra.errors import ProjectError
-from infra.paths import HOME_VARIABLE
+from infra.paths import HOME_VARIABLE, ProjectHome
+from infra.tracking import TrackingStore
 
 __all__ = [
     "CommandSettings",
+    "ProjectCommand",
     "SettingsError",
+    "TrackingCommand",
     "add_options",
     "key_value_pairs",
     "load_settings",
     "option_flag",
     "read_config_file",
+    "settings_from_arguments",
 ]
 
 S = TypeVar("S", bound="CommandSettings")
@@ -93,6 +98,63 @@ class CommandSettings(BaseSettings):
             _MappingEnvSource(settings_cls, env),
             InitSettingsSource(settings_cls, dict(file_values)),
         )
+
+
+class ProjectCommand(CommandSettings):
+    """Options every command of the project has: its home and its log level."""
+
+    home: Path = Field(
+        default_factory=Path.cwd,
+        description="project home: default checkpoints, the embedded MLflow store and caches "
+        "live under it (default: the working directory; STREAMING_HOME is read too)",
+    )
+    log_level: str = Field("INFO", description="Python log level")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelNamesMapping().get(value.strip().upper()), int):
+            raise ValueError("is not a log level: use DEBUG, INFO, WARNING or ERROR")
+        return value.strip().upper()
+
+    @property
+    def project_home(self) -> ProjectHome:
+        return ProjectHome.resolve(self.home)
+
+
+class TrackingCommand(ProjectCommand):
+    """Options of a command that opens the MLflow store."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI (default: the embedded sqlite store under "
+        ".local/mlflow of the home; MLFLOW_TRACKING_URI is read too)",
+    )
+
+    @property
+    def tracking_store(self) -> TrackingStore:
+        """The MLflow store: ``--tracking-uri``, or the embedded one under the home."""
+        return TrackingStore(self.project_home.mlflow_store, self.tracking_uri)
+
+
+def settings_from_arguments(
+    settings_class: type[S],
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    config_variable: str,
+    extra: Mapping[str, Any] | None = None,
+) -> S:
+    """A command's settings from parsed flags (``--config`` or ``config_variable`` names the file).
+
+    Args:
+        extra: Values that replace flags (merged by the caller from several sources).
+
+    Raises:
+        SettingsError: a required option is missing or a value is invalid (one line).
+    """
+    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    file_values = read_config_file(getattr(args, "config", None) or env.get(config_variable))
+    return load_settings(settings_class, {**flags, **(extra or {})}, env, file_values)
 
 
 def option_flag(cls: type[CommandSettings], name: str) -> str:

@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 
 from infra.errors import ProjectError, first_line
 from infra.logs import configure_logging
-from infra.settings import add_options, load_settings, read_config_file
+from infra.settings import add_options, settings_from_arguments
 from infra.spark import build_spark_session, stop_spark
 from models.listings import DataSource, check_data_path
 from models.pipeline import RegressorParams
@@ -244,9 +244,9 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ModelsCo
         SettingsError: a required option is missing or a value is invalid (one line).
     """
     settings_class = COMMANDS[args.command][0]
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    file_values = read_config_file(getattr(args, "config", None) or env.get(CONFIG_VARIABLE))
-    return load_settings(settings_class, flags, _with_mlflow_variables(env), file_values)
+    return settings_from_arguments(
+        settings_class, args, _with_mlflow_variables(env), CONFIG_VARIABLE
+    )
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

@@ -7,16 +7,12 @@ an optional TOML file (see :mod:`infra.settings`), then converted into the domai
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from infra.paths import ProjectHome
-from infra.settings import CommandSettings
-from infra.tracking import TrackingStore
+from infra.settings import TrackingCommand
 from models.aliases import DEFAULT_MODEL_NAME
 from models.experiments import DEFAULT_EXPERIMENT_NAME
 from models.training import DEFAULT_SPLIT_SEED
@@ -44,21 +40,11 @@ def _split_int_list(value: Any) -> Any:
     return value
 
 
-class ModelsCommand(CommandSettings):
+class ModelsCommand(TrackingCommand):
     """Options every ``python -m models`` command has."""
 
     model_config = SettingsConfigDict(env_prefix="MODELS_")
 
-    home: Path = Field(
-        default_factory=Path.cwd,
-        description="project home: the embedded MLflow store and caches live under it "
-        "(default: the working directory; STREAMING_HOME is read too)",
-    )
-    tracking_uri: str | None = Field(
-        None,
-        description="MLflow tracking URI (default: the embedded sqlite store under "
-        ".local/mlflow of the home; MLFLOW_TRACKING_URI is read too)",
-    )
     experiment: str = Field(
         DEFAULT_EXPERIMENT_NAME,
         description="MLflow experiment (MLFLOW_EXPERIMENT_NAME is read too)",
@@ -72,23 +58,6 @@ class ModelsCommand(CommandSettings):
     master: str | None = Field(
         None, description="Spark master (default: local[*]; ignored under spark-submit)"
     )
-    log_level: str = Field("INFO", description="Python log level")
-
-    @field_validator("log_level")
-    @classmethod
-    def _known_level(cls, value: str) -> str:
-        if not isinstance(logging.getLevelNamesMapping().get(value.strip().upper()), int):
-            raise ValueError("is not a log level: use DEBUG, INFO, WARNING or ERROR")
-        return value.strip().upper()
-
-    @property
-    def project_home(self) -> ProjectHome:
-        return ProjectHome.resolve(self.home)
-
-    @property
-    def tracking_store(self) -> TrackingStore:
-        """The MLflow store: ``--tracking-uri``, or the embedded one under the home."""
-        return TrackingStore(self.project_home.mlflow_store, self.tracking_uri)
 
 
 class _DataOptions(ModelsCommand):

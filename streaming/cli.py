@@ -18,7 +18,12 @@ from typing import Any
 
 from infra.errors import ProjectError
 from infra.logs import configure_logging
-from infra.settings import add_options, key_value_pairs, load_settings, read_config_file
+from infra.settings import (
+    add_options,
+    key_value_pairs,
+    read_config_file,
+    settings_from_arguments,
+)
 from streaming import commands
 from streaming.settings import (
     BatchSettings,
@@ -32,6 +37,7 @@ from streaming.settings import (
 __all__ = ["COMMANDS", "build_parser", "kafka_options_from", "main"]
 
 ENV_PREFIX = "STREAMING_"
+CONFIG_VARIABLE = "STREAMING_CONFIG"
 _KAFKA_ENV_PREFIX = "STREAMING_KAFKA_"
 
 # name -> (settings class, what it does, the function that does it)
@@ -84,13 +90,12 @@ def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> Streamin
         ProjectError: a required option is missing or a value is invalid (one line).
     """
     settings_class = COMMANDS[args.command][0]
-    flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
-    file_values = read_config_file(getattr(args, "config", None) or env.get("STREAMING_CONFIG"))
+    extra = {}
     if issubclass(settings_class, KafkaClientSettings):
-        flags["kafka_options"] = kafka_options_from(
-            file_values, env, flags.get("kafka_options") or []
-        )
-    return load_settings(settings_class, flags, env, file_values)
+        file_values = read_config_file(getattr(args, "config", None) or env.get(CONFIG_VARIABLE))
+        flags = getattr(args, "kafka_options", None) or []
+        extra["kafka_options"] = kafka_options_from(file_values, env, flags)
+    return settings_from_arguments(settings_class, args, env, CONFIG_VARIABLE, extra)
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:

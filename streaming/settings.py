@@ -15,9 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from infra.paths import ProjectHome
-from infra.settings import CommandSettings, key_value_pairs
-from infra.tracking import TrackingStore
+from infra.settings import ProjectCommand, TrackingCommand, key_value_pairs
 
 __all__ = [
     "BatchSettings",
@@ -87,24 +85,14 @@ def plain_kafka_options(options: Mapping[str, str | SecretStr]) -> dict[str, str
     return {k: v.get_secret_value() if isinstance(v, SecretStr) else v for k, v in options.items()}
 
 
-class StreamingCommand(CommandSettings):
+class StreamingCommand(ProjectCommand):
     """Options every ``python -m streaming`` command has."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMING_")
 
-    home: Path = Field(
-        default_factory=Path.cwd,
-        description="project home: default checkpoints, MLflow store and caches live under it "
-        "(default: the working directory)",
-    )
-    log_level: str = Field("INFO", description="Python log level")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json (one JSON object per log line)"
     )
-
-    @property
-    def project_home(self) -> ProjectHome:
-        return ProjectHome.resolve(self.home)
 
 
 class KafkaClientSettings(StreamingCommand):
@@ -154,8 +142,10 @@ class KafkaClientSettings(StreamingCommand):
         }
 
 
-class SparkCommand(StreamingCommand):
-    """Options of a command that starts Spark."""
+class SparkCommand(StreamingCommand, TrackingCommand):
+    """Options of a command that starts Spark and opens the MLflow store."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMING_")
 
     master: str | None = Field(
         None, description="Spark master when not under spark-submit (default local[*])"
@@ -166,16 +156,6 @@ class SparkCommand(StreamingCommand):
         json_schema_extra={"repeatable": True, "metavar": "spark.KEY=VALUE"},
     )
     spark_log_level: str = Field("WARN", description="log level of Spark's own (JVM) logs")
-    tracking_uri: str | None = Field(
-        None,
-        description="MLflow tracking URI (default: the embedded sqlite store under "
-        ".local/mlflow of the home; MLFLOW_TRACKING_URI is read too)",
-    )
-
-    @property
-    def tracking_store(self) -> TrackingStore:
-        """The MLflow store: ``--tracking-uri``, or the embedded one under the home."""
-        return TrackingStore(self.project_home.mlflow_store, self.tracking_uri)
 
     @field_validator("conf", mode="before")
     @classmethod

@@ -16,15 +16,6 @@ from typing import Protocol
 
 from pyspark.sql import DataFrame, Observation, Row
 from pyspark.sql import functions as F
-from pyspark.sql.types import (
-    BinaryType,
-    IntegerType,
-    LongType,
-    StringType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
@@ -36,24 +27,11 @@ from streaming.parse.events import (
 )
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
-from streaming.sink.tables import predictions_rows, quarantine_rows
+from streaming.sink.tables import REJECTED_SCHEMA, predictions_rows, quarantine_rows
 
 __all__ = ["BatchSink", "MicroBatchProcessor", "ModelSource"]
 
 _OUTCOMES_KEPT = 32
-# The rejected records as the observed metrics return them (QUARANTINE_COLUMNS, in order).
-_REJECTED_SCHEMA = StructType(
-    [
-        StructField("key", BinaryType()),
-        StructField("value", BinaryType()),
-        StructField("topic", StringType()),
-        StructField("partition", IntegerType()),
-        StructField("offset", LongType()),
-        StructField("timestamp", TimestampType()),
-        StructField("error_kind", StringType()),
-        StructField("error_detail", StringType()),
-    ]
-)
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +169,7 @@ class MicroBatchProcessor:
         figures = observation.get
         rejected = list(figures.get("rejected") or [])
         if rejected:
-            frame = records.sparkSession.createDataFrame(rejected, _REJECTED_SCHEMA)
+            frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
             self.quarantine.append(
                 quarantine_rows(frame, batch_id, now),
                 BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
@@ -206,7 +184,7 @@ class MicroBatchProcessor:
         version = model.identity.version
         rejected = rejected_rows(judge_events(records, model.schema)).collect()
         if rejected and not self.quarantine.has_batch(batch_id):
-            frame = records.sparkSession.createDataFrame(rejected, _REJECTED_SCHEMA)
+            frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
             self.quarantine.append(
                 quarantine_rows(frame, batch_id, self.clock()),
                 BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),

@@ -25,6 +25,7 @@ __all__ = [
     "PREDICTIONS_SCHEMA",
     "QUARANTINE_PARTITION",
     "QUARANTINE_SCHEMA",
+    "REJECTED_SCHEMA",
     "predictions_rows",
     "quarantine_rows",
 ]
@@ -53,13 +54,20 @@ PREDICTIONS_SCHEMA = StructType(
 )
 PREDICTIONS_PARTITION = ("event_date",)
 
-QUARANTINE_SCHEMA = StructType(
+# A rejected record as the parse step reports it: raw bytes, where it came from, and why.
+REJECTED_SCHEMA = StructType(
     [
         StructField("key", BinaryType()),
         StructField("value", BinaryType()),
         *_KAFKA,
         StructField("error_kind", StringType()),
         StructField("error_detail", StringType()),
+    ]
+)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        *REJECTED_SCHEMA.fields,
         StructField("batch_id", LongType()),
         StructField("quarantined_at", TimestampType()),
         StructField("quarantined_date", DateType()),
