@@ -138,3 +138,11 @@ def test_pure_steps_do_no_io(module: str) -> None:
 
 def test_the_check_sees_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_package_folder_is_a_regular_package() -> None:
+    """Namespace packages do not import from a zip (spark-submit's --py-files)."""
+    folders = {path.parent for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+    assert (
+        sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists()) == []
+    )

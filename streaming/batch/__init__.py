@@ -1,0 +1,1 @@
+"""Batch: the same scoring over a table, for scheduled runs."""

@@ -1,0 +1,1 @@
+"""Ops: what operators watch: metrics, the per-batch log line, each batch's figures."""

@@ -1,0 +1,1 @@
+"""Produce: a Kafka producer of events in the service's contract."""

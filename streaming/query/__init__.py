@@ -1,0 +1,1 @@
+"""Query: the long-running query that ties source, parse, score and sink together, and its state."""

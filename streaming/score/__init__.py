@@ -1,0 +1,1 @@
+"""Score: the registered model, loaded and checked, following its alias between batches."""

@@ -1,0 +1,1 @@
+"""Sink: the predictions and quarantine tables (schemas, row shaping), idempotent Delta appends."""
