@@ -15,7 +15,12 @@ from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord, DeltaSink
-from streaming.sink.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA, predictions_rows
+from streaming.sink.tables import (
+    PREDICTIONS_ADDED_LATER,
+    PREDICTIONS_PARTITION,
+    PREDICTIONS_SCHEMA,
+    predictions_rows,
+)
 
 __all__ = [
     "BatchResult",
@@ -70,6 +75,7 @@ def _as_events(table: DataFrame, schema: EventSchema) -> DataFrame:
         (
             F.col("key").cast("string") if "key" in table.columns else F.lit(None).cast("string")
         ).alias("key"),
+        F.lit(None).cast("binary").alias("key_bytes"),
         (
             F.col(EVENT_TIME).cast("timestamp")
             if EVENT_TIME in table.columns
@@ -170,6 +176,7 @@ def write_batch_predictions(
         PREDICTIONS_SCHEMA,
         PREDICTIONS_PARTITION,
         app_id=batch_app_id(source, model.identity),
+        added_later=PREDICTIONS_ADDED_LATER,
     )
     sink.ensure_table()
     done = sink.last_batch()

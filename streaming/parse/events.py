@@ -153,11 +153,24 @@ def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
     )
 
 
+def _key_columns(key: Column) -> list[Column]:
+    """``key`` as text every reader can open, and its raw bytes when they are not UTF-8.
+
+    A key that is not valid UTF-8 does not stop an otherwise valid event from being scored:
+    its text has each invalid sequence replaced by U+FFFD, and ``key_bytes`` keeps the bytes.
+    """
+    text = key.cast("string")
+    return [
+        F.make_valid_utf8(text).alias("key"),
+        F.when(~F.is_valid_utf8(text), key).alias("key_bytes"),
+    ]
+
+
 def valid_rows(judged: DataFrame, schema: EventSchema) -> DataFrame:
     """The records the model can score, as typed rows (see :class:`ParsedEvents`)."""
     return judged.where(F.col("error_kind").isNull()).select(
         F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
-        F.col("key").cast("string").alias("key"),
+        *_key_columns(F.col("key")),
         F.col(f"_typed.{EVENT_TIME}").alias(EVENT_TIME),
         *[F.col("_typed")[name].alias(name) for name in schema.names],
         *_KAFKA_COORDINATES,

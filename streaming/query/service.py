@@ -25,6 +25,7 @@ from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
 from streaming.sink.delta import DeltaSink
 from streaming.sink.tables import (
+    PREDICTIONS_ADDED_LATER,
     PREDICTIONS_PARTITION,
     PREDICTIONS_SCHEMA,
     QUARANTINE_PARTITION,
@@ -81,6 +82,7 @@ class InferenceService:
             PREDICTIONS_PARTITION,
             app_id=f"{s.app_id}:predictions",
             properties={"delta.appendOnly": "true"},
+            added_later=PREDICTIONS_ADDED_LATER,
         )
         self.quarantine = DeltaSink(
             self.spark,

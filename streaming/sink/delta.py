@@ -77,6 +77,7 @@ class DeltaSink:
         partition_by: Partition columns.
         app_id: The writer's Delta ``txnAppId``; one per query and table.
         properties: Delta table properties set at creation.
+        added_later: Columns a table created by an earlier version may lack; they are added.
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class DeltaSink:
         partition_by: Sequence[str],
         app_id: str,
         properties: dict[str, str] | None = None,
+        added_later: Sequence[str] = (),
     ) -> None:
         self.spark = spark
         # A relative local path is taken from the working directory, as a user means it; Delta's
@@ -95,6 +97,7 @@ class DeltaSink:
         self.schema = schema
         self.partition_by = tuple(partition_by)
         self.app_id = app_id
+        self.added_later = tuple(added_later)
         self.properties = {"delta.enableDeletionVectors": "false", **(properties or {})}
 
     def ensure_table(self) -> None:
@@ -111,7 +114,9 @@ class DeltaSink:
                 missing = [
                     f.name for f in self.schema.fields if f.name not in existing.fieldNames()
                 ]
-                if missing:
+                if missing and set(missing) <= set(self.added_later):
+                    self._add_columns(missing)
+                elif missing:
                     raise ConfigurationError(
                         f"table {self.path} exists without columns {missing}: "
                         "point the option at a new path or at a table this service created"
@@ -130,6 +135,13 @@ class DeltaSink:
             raise ConfigurationError(
                 f"cannot create Delta table at {self.path}: {first_line(e)}"
             ) from e
+
+    def _add_columns(self, names: Sequence[str]) -> None:
+        """Add columns a newer version of the table has (nullable: old rows read as null)."""
+        fields = {f.name: f for f in self.schema.fields}
+        columns = ", ".join(f"`{n}` {fields[n].dataType.simpleString()}" for n in names)
+        self.spark.sql(f"ALTER TABLE delta.`{self.path}` ADD COLUMNS ({columns})")
+        log.info("table %s: added columns %s", self.path, ", ".join(names))
 
     def _check_local_permissions(self) -> None:
         local = Path(self.path.removeprefix("file:"))

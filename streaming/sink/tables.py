@@ -21,6 +21,7 @@ from pyspark.sql.types import (
 from streaming.score.identity import ModelIdentity
 
 __all__ = [
+    "PREDICTIONS_ADDED_LATER",
     "PREDICTIONS_PARTITION",
     "PREDICTIONS_SCHEMA",
     "QUARANTINE_PARTITION",
@@ -41,6 +42,7 @@ PREDICTIONS_SCHEMA = StructType(
     [
         StructField("event_id", StringType()),
         StructField("key", StringType()),
+        StructField("key_bytes", BinaryType()),
         StructField("event_time", TimestampType()),
         StructField("prediction", DoubleType()),
         StructField("model_name", StringType()),
@@ -53,6 +55,8 @@ PREDICTIONS_SCHEMA = StructType(
     ]
 )
 PREDICTIONS_PARTITION = ("event_date",)
+# Columns that tables created before they existed get added at start.
+PREDICTIONS_ADDED_LATER = ("key_bytes",)
 
 # A rejected record as the parse step reports it: raw bytes, where it came from, and why.
 REJECTED_SCHEMA = StructType(

@@ -65,7 +65,7 @@ def test_valid_records_become_typed_feature_rows(records) -> None:  # type: igno
     valid = parse_events(records, SCHEMA).valid
     rows = sorted(valid.collect(), key=lambda r: r.offset)
     assert valid.columns == [
-        "event_id", "key", "event_time", "room_type", "accommodates", "bedrooms",
+        "event_id", "key", "key_bytes", "event_time", "room_type", "accommodates", "bedrooms",
         "topic", "partition", "offset", "timestamp",
     ]  # fmt: skip
     assert [

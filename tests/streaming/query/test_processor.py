@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 
+import deltalake
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -30,6 +32,7 @@ from tests.streaming.conftest import (
     training_frame,
     well_formed,
 )
+from tests.support import duckdb_with_delta
 
 AT = datetime(2026, 11, 23, 12, 0)
 RECORDS = (
@@ -199,3 +202,38 @@ def test_a_scikit_learn_model_is_served_through_spark_udf(
     }
     assert outcome.model_version == version
     assert actual == pytest.approx(expected)
+
+
+def test_hostile_bytes_leave_both_tables_readable_by_every_reader(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    good = json.dumps(event(1)).encode()
+    values: list[tuple[bytes | None, bytes | None]] = [
+        (b"\xff\xfe-key", good),  # a valid event whose key is not UTF-8: scored
+        (b"k", b"\xc3\x28 not utf-8"),  # a value that is not UTF-8: quarantined
+        (b"k", json.dumps(event(2, room_type="\ud800 lone surrogate")).encode()),
+        (b"k", json.dumps(event(3, event_id="id-\u0000-nul\u001f")).encode()),
+        (b"\xc0", b'{"room_type": "\xc0\xaf"}'),  # neither key nor value UTF-8
+        (None, good),  # no key at all
+    ]
+    rows = [(k, v, "listings", 0, i, AT) for i, (k, v) in enumerate(values)]
+    outcome = process(spark.createDataFrame(rows, RECORDS), 0)
+    assert (outcome.predictions, outcome.quarantined) == (4, 2)
+
+    predictions, quarantine = str(tmp_path / "p"), str(tmp_path / "q")
+    for table, count in ((predictions, 4), (quarantine, 2)):
+        assert len(deltalake.DeltaTable(table).to_pandas()) == count
+        assert (
+            len(duckdb_with_delta().sql(f"SELECT * FROM delta_scan('{table}')").fetchall()) == count
+        )
+        assert len(spark.read.format("delta").load(table).toPandas()) == count
+    scored = deltalake.DeltaTable(predictions).to_pandas().set_index("offset")
+    assert (
+        scored.loc[0, "key"] == "\ufffd\ufffd-key" and scored.loc[0, "key_bytes"] == b"\xff\xfe-key"
+    )
+    assert scored.loc[5, "key"] is None and scored.loc[5, "key_bytes"] is None

@@ -33,7 +33,7 @@ from tests.streaming.conftest import (
     training_frame,
     well_formed,
 )
-from tests.support import create_topic, free_port, wait_until
+from tests.support import create_topic, duckdb_with_delta, free_port, wait_until
 
 
 def run_once(
@@ -289,17 +289,7 @@ def test_tables_use_the_default_protocol_for_other_readers(
     assert detail.minReaderVersion == 1
     assert "deletionVectors" not in (detail.tableFeatures or [])
 
-    import duckdb
-    import duckdb_extension_delta
-
-    ext = (
-        Path(duckdb_extension_delta.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "delta.duckdb_extension"
-    )
-    con = duckdb.connect()
-    con.execute(f"LOAD '{ext}'")
+    con = duckdb_with_delta()
     day = (
         spark.read.format("delta")
         .load(settings.predictions_table)

@@ -1,0 +1,78 @@
+"""The benchmark still runs end to end: a tiny run of every arm (figures, not timings, checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from matplotlib import image
+
+from benchmarks.figures import DRAIN_ARMS, LATENCY_ARMS
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+def _free_port_pair() -> int:
+    """A free port whose successor (the broker's controller port) is free too."""
+    for _ in range(20):
+        port = free_port()
+        if port < 65535 and _is_free(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m benchmarks`` with tiny sizes; returns its output folder."""
+    out = tmp_path_factory.mktemp("benchmark")
+    command = [
+        sys.executable, "-m", "benchmarks",
+        "--events", "2000", "--rate", "200", "--latency-seconds", "5",
+        "--out", str(out), "--kafka-port", str(_free_port_pair()),
+    ]  # fmt: skip
+    env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
+    finished = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return out
+
+
+def test_every_arm_has_a_throughput(smoke_run: Path) -> None:
+    markdown = (smoke_run / "results.md").read_text()
+    assert "failed" not in markdown, markdown
+    drains = {d["arm"]: d for d in json.loads((smoke_run / "results.json").read_text())["drains"]}
+    assert set(drains) == set(DRAIN_ARMS)
+    for arm in DRAIN_ARMS:
+        assert f"| {arm} |" in markdown
+        assert isinstance(drains[arm]["events_per_second"], float), arm
+
+
+def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert {f["arm"] for f in results["latencies"]} == set(LATENCY_ARMS)
+    assert all(f["p99_ms"] is not None and f["landed"] > 0 for f in results["latencies"])
+    assert [s["backlog"] for s in results["startups"]] == ["small", "large"]
+    assert all(s["first_prediction_s"] is not None for s in results["startups"])
+
+
+@pytest.mark.parametrize("name", ["throughput.png", "latency.png"])
+def test_plots_are_images(smoke_run: Path, name: str) -> None:
+    pixels = image.imread(smoke_run / name)
+    assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
