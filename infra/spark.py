@@ -73,12 +73,17 @@ def build_spark_session(
     jars_cache: Path,
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
+    jvm_output: Path | None = None,
 ) -> SparkSession:
     """Get or create the SparkSession a command runs on.
 
     Under ``spark-submit`` (jars already on the classpath, master chosen by the submitter)
     nothing is resolved here; otherwise the pinned jars are resolved into ``jars_cache`` and the
     session runs on ``master`` (default ``local[*]``).
+
+    Args:
+        jvm_output: A file for everything the JVM that this call starts prints (its start-up
+            banner, log4j's console output); ``None`` leaves it on the terminal.
 
     Raises:
         JvmPackagesError: the JVM packages cannot be resolved.
@@ -90,7 +95,8 @@ def build_spark_session(
     if not submitted:
         builder = builder.master(master or "local[*]")
     jars = () if submitted else resolve_spark_jars(jars_cache)
-    session = configure_builder(builder, jars, extra_conf).getOrCreate()
+    with _jvm_output_to(jvm_output):
+        session = configure_builder(builder, jars, extra_conf).getOrCreate()
     _apply_local_defaults(session)
     return session
 
@@ -107,19 +113,46 @@ def _apply_local_defaults(session: SparkSession) -> None:
 
 
 @contextmanager
+def _jvm_output_to(path: Path | None) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``path`` while a child process is started.
+
+    The JVM started meanwhile keeps them for its whole life (and so do the Python workers it
+    forks); this process gets its own terminal back right after.
+    """
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+@contextmanager
 def command_session(
     app_name: str,
     jars_cache: Path,
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
     log_level: str = "WARN",
+    jvm_output: Path | None = None,
 ) -> Iterator[SparkSession]:
     """The session one command runs on, stopped (JVM included) when the command ends.
 
     A session that was already active (a test, a notebook) is used and left running.
     """
     owns_session = SparkSession.getActiveSession() is None
-    session = build_spark_session(app_name, jars_cache, master, extra_conf)
+    session = build_spark_session(app_name, jars_cache, master, extra_conf, jvm_output)
     session.sparkContext.setLogLevel(log_level)
     try:
         yield session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 __all__ = ["TrackingStore", "configure_tracking", "ensure_experiment"]
@@ -44,6 +45,9 @@ def configure_tracking(store: TrackingStore) -> None:
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow sets its own loggers to INFO when first imported; its database set-up chatter is
+    # not the user's business at the default level.
+    logging.getLogger("mlflow").setLevel(max(logging.getLogger().level, logging.WARNING))
 
     if store.embedded:
         store.local_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from streaming.settings import (
     SparkCommand,
     StatusSettings,
 )
+from streaming.sink.delta import check_table_location
+from streaming.source.kafka import check_broker_reachable
 
 __all__ = ["batch", "produce", "run", "status"]
 
@@ -40,6 +42,10 @@ def run(settings: ServiceSettings) -> int:
     from streaming.ops.metrics import ServiceMetrics
     from streaming.query.service import InferenceService, stop_on_signals
 
+    # What can be checked without Spark is checked before it starts (it takes seconds).
+    check_broker_reachable(settings.bootstrap_servers)
+    for table in (settings.predictions_table, settings.quarantine_table):
+        check_table_location(table)
     store = _tracking(settings)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     with command_session(
@@ -48,6 +54,7 @@ def run(settings: ServiceSettings) -> int:
         settings.master,
         settings.conf,
         settings.spark_log_level,
+        settings.jvm_output,
     ) as spark:
         service = InferenceService(spark, settings, client, ServiceMetrics())
         with stop_on_signals(service):
@@ -74,12 +81,14 @@ def batch(settings: BatchSettings) -> int:
 
     store = _tracking(settings)
     client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    check_table_location(settings.predictions_table)
     with command_session(
         "streaming-inference:batch",
         settings.project_home.spark_jars,
         settings.master,
         settings.conf,
         settings.spark_log_level,
+        settings.jvm_output,
     ) as spark:
         model = ModelProvider(spark, settings.model_uri, client).start()
         table = read_input_table(spark, settings.input, settings.input_format)

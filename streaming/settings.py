@@ -6,6 +6,7 @@ and an optional TOML file (see :mod:`infra.settings`), then passed down.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ __all__ = [
     "StatusSettings",
     "StreamingCommand",
     "Trigger",
+    "check_starting_offsets",
     "is_secret_option",
     "parse_trigger",
     "plain_kafka_options",
@@ -34,6 +36,10 @@ __all__ = [
 _INTERVAL = re.compile(r"^(\d+)\s*(ms|s|sec|seconds|m|min|minutes)$")
 _SECRET_KEY = re.compile(r"(password|secret|jaas|token)", re.IGNORECASE)
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_DURATION = re.compile(
+    r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h|days?|d)\s*$", re.IGNORECASE
+)
 # A backlog is drained in batches of at most this many records: the first rows land within
 # seconds, and a batch's rejected records (gathered on the driver) stay bounded.
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 100_000
@@ -75,6 +81,41 @@ def parse_trigger(text: str) -> Trigger:
     return Trigger(interval=f"{amount} {name}")
 
 
+def check_starting_offsets(text: str, topics: tuple[str, ...]) -> None:
+    """Check ``--starting-offsets`` the way Spark would only in the first batch.
+
+    ``earliest``, ``latest``, or JSON ``{"topic": {"0": 23, "1": -2}}`` where -2 means earliest
+    and -1 latest, naming only subscribed topics (any topic with ``--topic-pattern``).
+
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
+    if text.strip().lower() in {"earliest", "latest"}:
+        return
+    prefix = f"--starting-offsets {text[:60]!r}"
+    try:
+        offsets = json.loads(text)
+    except ValueError:
+        raise ValueError(
+            f'{prefix} is neither earliest, latest nor JSON like {{"topic": {{"0": 23, "1": -2}}}}'
+        ) from None
+    if not isinstance(offsets, dict) or not offsets:
+        raise ValueError(f"{prefix} must be a JSON object of topics")
+    for topic, partitions in offsets.items():
+        if topics and topic not in topics:
+            raise ValueError(f"{prefix} names topic {topic!r}, which --topic does not subscribe to")
+        if not isinstance(partitions, dict) or not partitions:
+            raise ValueError(f"{prefix}: topic {topic!r} needs an object of partition: offset")
+        for partition, offset in partitions.items():
+            if not str(partition).isdigit():
+                raise ValueError(f"{prefix}: partition {partition!r} is not a number")
+            if isinstance(offset, bool) or not isinstance(offset, int) or offset < -2:
+                raise ValueError(
+                    f"{prefix}: offset {offset!r} of {topic}/{partition} must be an offset, "
+                    "-2 (earliest) or -1 (latest)"
+                )
+
+
 def is_secret_option(key: str) -> bool:
     """Whether a Kafka option holds a credential (passwords, JAAS config, tokens)."""
     return bool(_SECRET_KEY.search(key))
@@ -92,6 +133,11 @@ class StreamingCommand(ProjectCommand):
 
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json (one JSON object per log line)"
+    )
+    verbose: bool = Field(
+        False,
+        description="show Spark's own start-up output and logs on the terminal (by default they "
+        "go to .local/logs/spark.log under the home)",
     )
 
 
@@ -157,6 +203,11 @@ class SparkCommand(StreamingCommand, TrackingCommand):
     )
     spark_log_level: str = Field("WARN", description="log level of Spark's own (JVM) logs")
 
+    @property
+    def jvm_output(self) -> Path | None:
+        """Where the Spark JVM's own output goes: the terminal when verbose, else a log file."""
+        return None if self.verbose else self.project_home.local / "logs" / "spark.log"
+
     @field_validator("conf", mode="before")
     @classmethod
     def _conf_pairs(cls, value: Any) -> Any:
@@ -213,6 +264,34 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
 
+    @field_validator("topic")
+    @classmethod
+    def _topic_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not _TOPIC_NAME.match(name):
+                raise ValueError(
+                    f"has {name!r}, which is not a Kafka topic name "
+                    "(letters, digits, '.', '_', '-'; at most 249)"
+                )
+        return value
+
+    @field_validator("topic_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"is not a regular expression: {e}") from None
+        return value
+
+    @field_validator("dedup_watermark")
+    @classmethod
+    def _watermark(cls, value: str | None) -> str | None:
+        if value is not None and not _DURATION.match(value):
+            raise ValueError("is not a duration: use e.g. '10 minutes', '30 seconds', '1 hour'")
+        return value
+
     @field_validator("trigger", mode="before")
     @classmethod
     def _trigger(cls, value: Any) -> Any:
@@ -229,6 +308,7 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
     def _consistent(self) -> ServiceSettings:
         if bool(self.topic) == bool(self.topic_pattern):
             raise ValueError("give exactly one of --topic NAME[,NAME] or --topic-pattern")
+        check_starting_offsets(self.starting_offsets, self.topic)
         if self.predictions_table.rstrip("/") == self.quarantine_table.rstrip("/"):
             raise ValueError("--predictions-table and --quarantine-table must differ")
         return self

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +15,6 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from streaming.errors import ConfigurationError
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.progress import BatchLogListener
 from streaming.query.checkpoint import plan_start, read_checkpoint_state
@@ -31,30 +29,16 @@ from streaming.sink.tables import (
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
-from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
+from streaming.source.kafka import (
+    check_broker_reachable,
+    check_kafka_access,
+    kafka_source_options,
+    read_kafka_stream,
+)
 
-__all__ = ["InferenceService", "check_broker_reachable"]
+__all__ = ["InferenceService"]
 
 log = logging.getLogger(__name__)
-
-
-def check_broker_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
-    """Fail at start when no bootstrap server accepts a TCP connection.
-
-    Raises:
-        ConfigurationError: none of the servers answered.
-    """
-    failures = []
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-                return
-        except (OSError, ValueError) as e:
-            failures.append(f"{server.strip()} ({e})")
-    raise ConfigurationError(
-        f"no Kafka broker reachable at {', '.join(failures)}: check --bootstrap-servers"
-    )
 
 
 @dataclass

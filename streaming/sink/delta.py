@@ -23,7 +23,7 @@ from pyspark.sql.types import StructType
 from infra.errors import first_line
 from streaming.errors import ConfigurationError
 
-__all__ = ["BatchRecord", "DeltaSink"]
+__all__ = ["BatchRecord", "DeltaSink", "check_table_location"]
 
 log = logging.getLogger(__name__)
 _HISTORY_DEPTH = 200
@@ -67,6 +67,25 @@ def _is_local(path: str) -> bool:
     return "://" not in path or path.startswith("file:")
 
 
+def check_table_location(path: str) -> None:
+    """Fail early when a local table path cannot hold a table (before Spark starts).
+
+    Raises:
+        ConfigurationError: the path, or a folder on the way to it, is a file; or the nearest
+            existing folder is not writable.
+    """
+    if not _is_local(path):
+        return
+    local = Path(path.removeprefix("file:")).absolute()
+    anchor = local
+    while not anchor.exists():
+        anchor = anchor.parent
+    if not anchor.is_dir():
+        raise ConfigurationError(f"cannot use {path} as a table: {anchor} is a file, not a folder")
+    if not os.access(anchor, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"cannot write table {path}: no write permission on {anchor}")
+
+
 class DeltaSink:
     """One Delta table written by one streaming query.
 
@@ -106,8 +125,7 @@ class DeltaSink:
         Raises:
             ConfigurationError: the location is not writable or holds an incompatible table.
         """
-        if _is_local(self.path):
-            self._check_local_permissions()
+        check_table_location(self.path)
         try:
             if DeltaTable.isDeltaTable(self.spark, self.path):
                 existing = DeltaTable.forPath(self.spark, self.path).toDF().schema
@@ -142,16 +160,6 @@ class DeltaSink:
         columns = ", ".join(f"`{n}` {fields[n].dataType.simpleString()}" for n in names)
         self.spark.sql(f"ALTER TABLE delta.`{self.path}` ADD COLUMNS ({columns})")
         log.info("table %s: added columns %s", self.path, ", ".join(names))
-
-    def _check_local_permissions(self) -> None:
-        local = Path(self.path.removeprefix("file:"))
-        anchor = local
-        while not anchor.exists():
-            anchor = anchor.parent
-        if not os.access(anchor, os.W_OK | os.X_OK):
-            raise ConfigurationError(
-                f"cannot write table {self.path}: no write permission on {anchor}"
-            )
 
     def append(self, rows: DataFrame, record: BatchRecord) -> None:
         """Append ``rows`` as batch ``record.batch_id``; a repeat of that batch is a no-op.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,59 @@ def test_a_missing_required_option_names_its_flag_and_variable(
 ) -> None:
     assert main(["run", "--bootstrap-servers", "b:1", "--topic", "t"], {}) == 2
     assert "--model-uri is required (or set STREAMING_MODEL_URI)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--starting-offsets", "garbage"], "--starting-offsets 'garbage' is neither earliest"),
+        (["--starting-offsets", '{"listings": {"0": '], "is neither earliest, latest nor JSON"),
+        (
+            ["--starting-offsets", '{"other": {"0": 5}}'],
+            "names topic 'other', which --topic does not subscribe to",
+        ),
+        (["--starting-offsets", '{"listings": {"x": 5}}'], "partition 'x' is not a number"),
+        (["--starting-offsets", '{"listings": {"0": -7}}'], "offset -7 of listings/0 must be"),
+        (["--topic", "bad topic!"], "which is not a Kafka topic name"),
+        (["--dedup-watermark", "soon"], "--dedup-watermark 'soon' is not a duration"),
+        (["--log-level", "LOUD"], "is not a log level"),
+    ],
+)
+def test_options_spark_would_reject_only_in_the_first_batch_stop_at_start(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", *REQUIRED, *argv], {}) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_a_pattern_that_is_not_a_regex_stops_at_start(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [a for a in REQUIRED if a not in ("--topic", "listings")]
+    assert main(["run", *argv, "--topic-pattern", "(unclosed"], {}) == 2
+    assert "--topic-pattern '(unclosed' is not a regular expression" in capsys.readouterr().err
+
+
+@pytest.fixture
+def listening_port() -> Iterator[int]:
+    """A port something listens on (the broker check only needs a TCP connection)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield int(server.getsockname()[1])
+
+
+def test_a_file_where_a_table_folder_should_be_stops_before_spark(
+    tmp_path: Path, listening_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    occupied = tmp_path / "predictions"
+    occupied.write_text("not a table")
+    argv = [*REQUIRED]
+    argv[argv.index("/tmp/p")] = str(occupied / "table")
+    argv[argv.index("127.0.0.1:9092")] = f"127.0.0.1:{listening_port}"
+    assert main(["run", *argv], {}) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: cannot use {occupied / 'table'} as a table: {occupied} is a file, not a folder"
+    )
