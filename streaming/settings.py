@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from infra.settings import ProjectCommand, TrackingCommand, key_value_pairs
+from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES
 
 __all__ = [
     "BatchSettings",
@@ -251,6 +252,11 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
     )
     dedup_watermark: str | None = Field(
         None, description="drop a repeated event_id within this much time, e.g. '10 minutes'"
+    )
+    max_value_bytes: int = Field(
+        DEFAULT_MAX_VALUE_BYTES,
+        gt=0,
+        description="a larger Kafka value is quarantined as oversized, without being parsed",
     )
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
     metrics_host: str = Field(

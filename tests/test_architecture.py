@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("infra", "streaming", "models", "demo")
+PACKAGES = ("infra", "streaming", "models", "demo", "benchmarks")
 # Pure DataFrame steps: nothing here may talk to Kafka, Delta or MLflow.
 PURE_MODULES = ("streaming.parse.events", "streaming.sink.tables", "streaming.score.identity")
 IO_LIBRARIES = ("mlflow", "kafka", "delta", "deltalake", "py4j")
@@ -115,8 +115,8 @@ def test_no_import_cycle_between_the_stage_folders() -> None:
     ("package", "forbidden"),
     [
         ("infra", ("streaming", "models", "demo")),
-        ("streaming", ("models", "demo")),
-        ("models", ("streaming", "demo")),
+        ("streaming", ("models", "demo", "benchmarks")),
+        ("models", ("streaming", "demo", "benchmarks")),
     ],
 )
 def test_packages_depend_one_way(package: str, forbidden: Iterable[str]) -> None:

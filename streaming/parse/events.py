@@ -14,6 +14,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
 __all__ = [
+    "DEFAULT_MAX_VALUE_BYTES",
     "QUARANTINE_COLUMNS",
     "ErrorKind",
     "ParsedEvents",
@@ -25,12 +26,16 @@ __all__ = [
 
 _KAFKA_COORDINATES = ("topic", "partition", "offset", "timestamp")
 _RAW_SNIPPET = 80
+# Kafka's own default largest message; a bigger value is quarantined unparsed.
+DEFAULT_MAX_VALUE_BYTES = 1_048_576
 
 
 class ErrorKind:
     """Values of the quarantine table's ``error_kind`` column."""
 
+    TOMBSTONE = "tombstone"
     EMPTY_VALUE = "empty_value"
+    OVERSIZED = "oversized"
     INVALID_UTF8 = "invalid_utf8"
     MALFORMED_JSON = "malformed_json"
     MISSING_FIELD = "missing_field"
@@ -63,7 +68,9 @@ def _string_array(values: list[str]) -> Column:
 _CORRUPT = "_corrupt_record"
 
 
-def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
+def judge_events(
+    records: DataFrame, schema: EventSchema, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+) -> DataFrame:
     """Every Kafka record with its verdict, in one pass over the values.
 
     Returns ``records``' columns plus ``_typed`` (the value parsed against the signature),
@@ -76,10 +83,16 @@ def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
     json_schema = schema.json_schema()
     typed_schema = StructType([*json_schema.fields, StructField(_CORRUPT, StringType())])
     text = F.col("value").cast("string")
-    typed = F.from_json(
-        text, typed_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+    size = F.octet_length(F.col("value"))
+    typed = F.when(
+        size <= max_value_bytes,
+        F.from_json(
+            text, typed_schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+        ),
     )
-    parsed = records.select("*", typed.alias("_typed"), F.is_valid_utf8(text).alias("_utf8"))
+    parsed = records.select(
+        "*", typed.alias("_typed"), F.is_valid_utf8(text).alias("_utf8"), size.alias("_size")
+    )
     required = [n for n in schema.names if n in schema.required]
     cleared = (
         F.col("value").isNotNull()
@@ -90,7 +103,9 @@ def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
     for name in required:
         cleared = cleared & F.col("_typed")[name].isNotNull()
     # The untyped view of the value, only for the records the typed parse did not clear.
-    raw_fields = F.when(~cleared, F.from_json(text, "map<string,string>"))
+    raw_fields = F.when(
+        ~cleared & (F.col("_size") <= max_value_bytes), F.from_json(text, "map<string,string>")
+    )
     suspect = parsed.select("*", cleared.alias("_cleared"), raw_fields.alias("_fields"))
     raw = F.col("_fields")
 
@@ -131,7 +146,9 @@ def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
     )
     error_kind = (
         F.when(F.col("_cleared"), F.lit(None).cast("string"))
-        .when(F.col("value").isNull(), F.lit(ErrorKind.EMPTY_VALUE))
+        .when(F.col("value").isNull(), F.lit(ErrorKind.TOMBSTONE))
+        .when(F.col("_size") == 0, F.lit(ErrorKind.EMPTY_VALUE))
+        .when(F.col("_size") > max_value_bytes, F.lit(ErrorKind.OVERSIZED))
         .when(~F.col("_utf8"), F.lit(ErrorKind.INVALID_UTF8))
         .when(raw.isNull(), F.lit(ErrorKind.MALFORMED_JSON))
         .when(F.col("_missing") != "", F.lit(ErrorKind.MISSING_FIELD))
@@ -139,8 +156,19 @@ def judge_events(records: DataFrame, schema: EventSchema) -> DataFrame:
     )
     error_detail = (
         F.when(F.col("_cleared"), F.lit(None).cast("string"))
-        .when(F.col("value").isNull(), F.lit("record has no value (tombstone or null)"))
+        .when(F.col("value").isNull(), F.lit("record has no value (a tombstone: null value)"))
+        .when(F.col("_size") == 0, F.lit("value is empty (zero bytes)"))
+        .when(
+            F.col("_size") > max_value_bytes,
+            F.format_string(
+                "value has %d bytes, more than the %d allowed", "_size", F.lit(max_value_bytes)
+            ),
+        )
         .when(~F.col("_utf8"), F.lit("value is not valid UTF-8"))
+        .when(
+            raw.isNull() & F.startswith(F.ltrim(text), F.lit("{")),
+            F.concat(F.lit("value is not valid JSON: "), _snippet(text)),
+        )
         .when(raw.isNull(), F.concat(F.lit("value is not a JSON object: "), _snippet(text)))
         .when(F.col("_missing") != "", F.col("_missing"))
         .when(F.col("_mismatch") != "", F.col("_mismatch"))
@@ -185,7 +213,9 @@ def rejected_rows(judged: DataFrame) -> DataFrame:
     return judged.where(F.col("error_kind").isNotNull()).select(*QUARANTINE_COLUMNS)
 
 
-def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
+def parse_events(
+    records: DataFrame, schema: EventSchema, max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+) -> ParsedEvents:
     """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit.
 
     A record fits when its value is UTF-8 JSON holding an object, every required feature is
@@ -195,5 +225,5 @@ def parse_events(records: DataFrame, schema: EventSchema) -> ParsedEvents:
     Returns:
         The valid rows and the quarantined rows, each lazily derived from ``records``.
     """
-    judged = judge_events(records, schema)
+    judged = judge_events(records, schema, max_value_bytes)
     return ParsedEvents(valid=valid_rows(judged, schema), quarantined=rejected_rows(judged))

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 from streaming.parse.events import (
+    DEFAULT_MAX_VALUE_BYTES,
     QUARANTINE_COLUMNS,
     judge_events,
     rejected_rows,
@@ -77,6 +78,7 @@ class MicroBatchProcessor:
         committed_through: The newest batch id the predictions table held at start: a batch
             up to it has its predictions already, and only what else is missing is written.
         clock: The scored-at time; injectable for tests.
+        max_value_bytes: A larger Kafka value is quarantined as ``oversized``, unparsed.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class MicroBatchProcessor:
         replay: BatchRecord | None = None,
         committed_through: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -96,6 +99,7 @@ class MicroBatchProcessor:
         self.replay = replay
         self.committed_through = -1 if committed_through is None else committed_through
         self.clock = clock
+        self.max_value_bytes = max_value_bytes
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
@@ -151,7 +155,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         now = self.clock()
         version = model.identity.version
-        judged = judge_events(records, model.schema)
+        judged = judge_events(records, model.schema, self.max_value_bytes)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
         observed = judged.observe(
             observation,
@@ -182,7 +186,8 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
-        rejected = rejected_rows(judge_events(records, model.schema)).collect()
+        judged = judge_events(records, model.schema, self.max_value_bytes)
+        rejected = rejected_rows(judged).collect()
         if rejected and not self.quarantine.has_batch(batch_id):
             frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
             self.quarantine.append(

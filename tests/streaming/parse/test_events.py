@@ -41,6 +41,8 @@ RECORDS = StructType(
     ]
 )
 AT = datetime(2026, 11, 23, 12, 0, 0)
+# Well-formed, but over the 256 bytes these tests allow: quarantined without being parsed.
+OVERSIZED = b'{"room_type": "Hotel", "accommodates": 1, "padding": "' + b"x" * 220 + b'"}'
 
 
 @pytest.fixture
@@ -56,13 +58,16 @@ def records(spark: SparkSession):  # type: ignore[no-untyped-def]
         None,
         b"[1, 2, 3]",
         b'{"room_type": "Hotel", "accommodates": 1, "unknown_extra": true}',
+        b"",
+        OVERSIZED,
+        b'{"room_type": "Hotel", "accommodates":',
     ]
     rows = [(f"k{i}".encode(), v, "listings", i % 2, i, AT) for i, v in enumerate(values)]
     return spark.createDataFrame(rows, RECORDS)
 
 
 def test_valid_records_become_typed_feature_rows(records) -> None:  # type: ignore[no-untyped-def]
-    valid = parse_events(records, SCHEMA).valid
+    valid = parse_events(records, SCHEMA, max_value_bytes=256).valid
     rows = sorted(valid.collect(), key=lambda r: r.offset)
     assert valid.columns == [
         "event_id", "key", "key_bytes", "event_time", "room_type", "accommodates", "bedrooms",
@@ -79,15 +84,22 @@ def test_valid_records_become_typed_feature_rows(records) -> None:  # type: igno
 
 
 def test_bad_records_are_quarantined_with_a_reason(records) -> None:  # type: ignore[no-untyped-def]
-    bad = parse_events(records, SCHEMA).quarantined
+    bad = parse_events(records, SCHEMA, max_value_bytes=256).quarantined
     rows = sorted(bad.collect(), key=lambda r: r.offset)
     assert [(r.offset, r.error_kind, r.error_detail) for r in rows] == [
         (2, ErrorKind.MISSING_FIELD, "missing field 'accommodates'"),
         (3, ErrorKind.TYPE_MISMATCH, "field 'accommodates' is not double: four"),
         (4, ErrorKind.MALFORMED_JSON, "value is not a JSON object: not json at all"),
         (5, ErrorKind.INVALID_UTF8, "value is not valid UTF-8"),
-        (6, ErrorKind.EMPTY_VALUE, "record has no value (tombstone or null)"),
+        (6, ErrorKind.TOMBSTONE, "record has no value (a tombstone: null value)"),
         (7, ErrorKind.MALFORMED_JSON, "value is not a JSON object: [1, 2, 3]"),
+        (9, ErrorKind.EMPTY_VALUE, "value is empty (zero bytes)"),
+        (10, ErrorKind.OVERSIZED, f"value has {len(OVERSIZED)} bytes, more than the 256 allowed"),
+        (
+            11,
+            ErrorKind.MALFORMED_JSON,
+            'value is not valid JSON: {"room_type": "Hotel", "accommodates":',
+        ),
     ]
     assert rows[3].value == b"\xff\xfe\xfa"
     assert rows[3].key == b"k5"
@@ -95,7 +107,7 @@ def test_bad_records_are_quarantined_with_a_reason(records) -> None:  # type: ig
 
 
 def test_every_record_lands_on_exactly_one_side(records) -> None:  # type: ignore[no-untyped-def]
-    parsed = parse_events(records, SCHEMA)
+    parsed = parse_events(records, SCHEMA, max_value_bytes=256)
     offsets = [r.offset for r in parsed.valid.select("offset").collect()] + [
         r.offset for r in parsed.quarantined.select("offset").collect()
     ]

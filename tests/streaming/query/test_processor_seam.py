@@ -122,7 +122,7 @@ def test_valid_events_are_scored_and_the_rest_quarantined_with_a_reason(
     }
     assert sorted((r.offset, r.error_kind) for r in quarantine.batches[7]) == [
         (1, "malformed_json"),
-        (2, "empty_value"),
+        (2, "tombstone"),
     ]
     assert (outcome.rows_in, outcome.predictions, outcome.quarantined) == (4, 2, 2)
     assert process.outcome(7) == outcome

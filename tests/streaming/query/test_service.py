@@ -95,7 +95,7 @@ def test_predictions_match_the_model_and_bad_records_are_quarantined(
         "missing_field",
         "type_mismatch",
         "invalid_utf8",
-        "empty_value",
+        "tombstone",
     }
     good_values = {json.dumps(e).encode() for e in good}
     expected_raw = sorted((v or b"") for v in values if v not in good_values)

@@ -1,0 +1,120 @@
+"""``python -m benchmarks`` (``scripts/benchmark``): measure the service against its alternatives.
+
+The one place that reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.figures import DRAIN_ARMS
+from benchmarks.report import write_outputs
+from benchmarks.runner import Options, run
+
+_DEFAULTS = Options()
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    values = tuple(int(v) for v in text.split(",") if v.strip())
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of positive numbers")
+    return values
+
+
+def _arms(text: str) -> tuple[str, ...]:
+    chosen = {a.strip() for a in text.split(",") if a.strip()}
+    unknown = chosen - set(DRAIN_ARMS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown arm(s) {', '.join(sorted(unknown)) or text!r}: choose from "
+            + ", ".join(DRAIN_ARMS)
+        )
+    return tuple(a for a in DRAIN_ARMS if a in chosen)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="scripts/benchmark",
+        description="Pre-load a topic and measure, in one run on the same data: the ceiling, "
+        "ceiling + model, the service with the MLlib and the pyfunc model, a hand-written "
+        "consumer, and the cost of 1% malformed events. Writes results.md, results.json and "
+        "PNG plots to --out and prints the markdown.",
+    )
+    add = p.add_argument
+    add(
+        "--events",
+        type=int,
+        default=_DEFAULTS.events,
+        metavar="N",
+        help="events pre-loaded for the drains and the large backlog (default %(default)s)",
+    )
+    add(
+        "--rate",
+        type=_positive_ints,
+        default=_DEFAULTS.rates,
+        dest="rates",
+        metavar="R[,R]",
+        help="offered loads of the latency runs, events/s (default 1000,5000)",
+    )
+    add(
+        "--latency-seconds",
+        type=float,
+        default=_DEFAULTS.latency_seconds,
+        metavar="S",
+        help="seconds each latency run sends (default %(default)s)",
+    )
+    add(
+        "--arms",
+        type=_arms,
+        default=_DEFAULTS.arms,
+        metavar="ARM[,ARM]",
+        help=f"arms to measure (default all: {','.join(DRAIN_ARMS)})",
+    )
+    add(
+        "--out",
+        type=Path,
+        default=_DEFAULTS.out,
+        metavar="DIR",
+        help="folder of the results (default benchmarks/results)",
+    )
+    add(
+        "--kafka-port",
+        type=int,
+        default=_DEFAULTS.kafka_port,
+        metavar="PORT",
+        help="port of the run's own broker, the next one its controller's (default %(default)s)",
+    )
+    add("--keep-work", action="store_true", help="keep the work folder (tables, logs)")
+    return p  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; print the markdown table. Exit code 0, or 1 when the run broke off."""
+    args = _parser().parse_args(argv)
+    if args.events <= 0 or args.latency_seconds <= 0:
+        _parser().error("--events and --latency-seconds must be positive")
+    options = Options(
+        events=args.events,
+        rates=args.rates,
+        latency_seconds=args.latency_seconds,
+        arms=args.arms,
+        out=args.out.resolve(),
+        kafka_port=args.kafka_port,
+        keep_work=args.keep_work,
+    )
+    env = dict(os.environ)
+    python = env.get("PYSPARK_PYTHON") or sys.executable
+    command = shlex.join(["scripts/benchmark", *(sys.argv[1:] if argv is None else argv)])
+    results = run(options, {**env, "PYSPARK_PYTHON": python}, python, command)
+    print(write_outputs(results, options.out), flush=True)
+    print(f"written to {options.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The figures a run measures, one dataclass per group; a failed measurement keeps its error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from benchmarks.polling import say
+from infra.errors import first_line
+
+__all__ = [
+    "CEILING",
+    "CEILING_MODEL",
+    "CONSUMER",
+    "DRAIN_ARMS",
+    "LATENCY_ARMS",
+    "SERVICE_MLLIB",
+    "SERVICE_MLLIB_MALFORMED",
+    "SERVICE_PYFUNC",
+    "Drain",
+    "Figure",
+    "Latency",
+    "Machine",
+    "Results",
+    "Startup",
+    "recording_failure",
+]
+
+CEILING = "ceiling"
+CEILING_MODEL = "ceiling-model"
+SERVICE_MLLIB = "service-mllib"
+SERVICE_PYFUNC = "service-pyfunc"
+CONSUMER = "consumer"
+SERVICE_MLLIB_MALFORMED = "service-mllib-malformed"
+DRAIN_ARMS = (
+    CEILING,
+    CEILING_MODEL,
+    SERVICE_MLLIB,
+    SERVICE_PYFUNC,
+    CONSUMER,
+    SERVICE_MLLIB_MALFORMED,
+)
+LATENCY_ARMS = (CEILING_MODEL, SERVICE_MLLIB, CONSUMER)
+
+_MIB = 1024 * 1024
+
+
+@dataclass
+class Figure:
+    """A measurement that either holds numbers or says in one line why it failed."""
+
+    error: str | None = field(default=None, kw_only=True)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass
+class Drain(Figure):
+    """One arm draining a pre-loaded topic.
+
+    Attributes:
+        arm: The arm's name.
+        events: Records in the topic.
+        seconds: From the arm's start (query or consumer start) until every offset was written.
+        batches: Micro-batches (or consumer writes) it took.
+        spark_jobs: Spark jobs run meanwhile (``None`` for the consumer, which has no Spark).
+        peak_rss_bytes: Peak resident memory of the process tree doing the work.
+    """
+
+    arm: str
+    events: int
+    seconds: float | None = None
+    batches: int | None = None
+    spark_jobs: int | None = None
+    peak_rss_bytes: int | None = None
+
+    @property
+    def events_per_second(self) -> float | None:
+        return self.events / self.seconds if self.seconds else None
+
+    @property
+    def jobs_per_batch(self) -> float | None:
+        if self.spark_jobs is None or not self.batches:
+            return None
+        return self.spark_jobs / self.batches
+
+    @property
+    def peak_rss_mib(self) -> float | None:
+        return None if self.peak_rss_bytes is None else self.peak_rss_bytes / _MIB
+
+
+@dataclass
+class Latency(Figure):
+    """One arm under a fixed offered load, produced live.
+
+    Attributes:
+        arm: The arm's name.
+        offered_rate: Events per second asked of the producer.
+        sent: Events the producer sent.
+        send_seconds: How long sending took (longer than planned when the producer lagged).
+        landed: Rows written by the arm.
+        landed_seconds: From the first record's Kafka timestamp to the last commit.
+        p50_ms: Median of commit time minus Kafka timestamp.
+        p95_ms: 95th percentile of the same.
+        p99_ms: 99th percentile of the same.
+    """
+
+    arm: str
+    offered_rate: int
+    sent: int = 0
+    send_seconds: float | None = None
+    landed: int = 0
+    landed_seconds: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def sent_rate(self) -> float | None:
+        return self.sent / self.send_seconds if self.send_seconds else None
+
+    @property
+    def landed_rate(self) -> float | None:
+        return self.landed / self.landed_seconds if self.landed_seconds else None
+
+
+@dataclass
+class Startup(Figure):
+    """The service started as users start it (``python -m streaming run``), on a backlog.
+
+    Attributes:
+        backlog: ``small`` or ``large``.
+        events: Records waiting in the topic.
+        first_prediction_s: From ``Popen`` to the first commit holding predictions.
+        drained_s: From ``Popen`` until every record was written.
+        peak_rss_bytes: Peak resident memory of the process and its descendants.
+    """
+
+    backlog: str
+    events: int
+    first_prediction_s: float | None = None
+    drained_s: float | None = None
+    peak_rss_bytes: int | None = None
+
+    @property
+    def peak_rss_mib(self) -> float | None:
+        return None if self.peak_rss_bytes is None else self.peak_rss_bytes / _MIB
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where and how the run happened."""
+
+    cores: int
+    memory_bytes: int
+    date: str
+    command: str
+    versions: str
+
+
+@dataclass
+class Results:
+    """Everything one run measured."""
+
+    machine: Machine
+    drains: list[Drain] = field(default_factory=list)
+    latencies: list[Latency] = field(default_factory=list)
+    startups: list[Startup] = field(default_factory=list)
+
+    def drain(self, arm: str) -> Drain | None:
+        """The drain figure of ``arm``, if it was measured."""
+        return next((d for d in self.drains if d.arm == arm), None)
+
+
+@contextmanager
+def recording_failure(figure: Figure, log: Callable[[str], None] = say) -> Iterator[None]:
+    """Run a measurement; an exception becomes ``figure.error`` instead of ending the run."""
+    try:
+        yield
+    except Exception as e:
+        figure.error = f"{type(e).__name__}: {first_line(e)}"
+        log(f"failed: {figure.error}")

@@ -1,0 +1,213 @@
+"""The run's results as markdown tables, PNG plots and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from benchmarks.figures import (
+    CEILING,
+    SERVICE_MLLIB,
+    SERVICE_MLLIB_MALFORMED,
+    Drain,
+    Figure,
+    Latency,
+    Results,
+    Startup,
+)
+
+__all__ = ["markdown", "write_outputs"]
+
+_GIB = 1024**3
+
+
+def _number(value: float | int | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _row(name: str, figure: Figure, cells: list[str]) -> list[str]:
+    """The figure's cells, or its failure in the first cell after the name."""
+    if figure.error is not None:
+        return [name, f"failed: {figure.error}", *[""] * (len(cells) - 1)]
+    return [name, *cells]
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value and base else None
+
+
+def _drain_section(results: Results) -> list[str]:
+    ceiling = results.drain(CEILING)
+    base = ceiling.events_per_second if ceiling else None
+    header = ["arm", "events", "seconds", "events/s", "vs ceiling", "batches", "Spark jobs",
+              "jobs/batch", "peak memory (MiB)"]  # fmt: skip
+
+    def cells(d: Drain) -> list[str]:
+        return [
+            _number(d.events), _number(d.seconds, 1), _number(d.events_per_second),
+            _number(_ratio(d.events_per_second, base), 2), _number(d.batches),
+            _number(d.spark_jobs), _number(d.jobs_per_batch, 1), _number(d.peak_rss_mib),
+        ]  # fmt: skip
+
+    rows = [_row(d.arm, d, cells(d)) for d in results.drains]
+    return ["## Drain throughput", "", *_table(header, rows), ""]
+
+
+def _malformed_section(results: Results) -> list[str]:
+    clean, malformed = results.drain(SERVICE_MLLIB), results.drain(SERVICE_MLLIB_MALFORMED)
+    if clean is None or malformed is None:
+        return []
+    ratio = _ratio(malformed.events_per_second, clean.events_per_second)
+    cost = None if ratio is None else (1 - ratio) * 100
+    header = ["service-mllib events/s", "with 1% malformed, events/s", "ratio", "cost (%)"]
+    row = [_number(clean.events_per_second), _number(malformed.events_per_second),
+           _number(ratio, 2), _number(cost, 1)]  # fmt: skip
+    return ["## Cost of 1% malformed events", "", *_table(header, [row]), ""]
+
+
+def _latency_section(results: Results) -> list[str]:
+    if not results.latencies:
+        return []
+    header = ["arm", "offered events/s", "sent events/s", "landed events/s", "rows",
+              "p50 ms", "p95 ms", "p99 ms"]  # fmt: skip
+
+    def cells(f: Latency) -> list[str]:
+        return [
+            _number(f.offered_rate), _number(f.sent_rate), _number(f.landed_rate),
+            _number(f.landed), _number(f.p50_ms), _number(f.p95_ms), _number(f.p99_ms),
+        ]  # fmt: skip
+
+    rows = [_row(f.arm, f, cells(f)) for f in results.latencies]
+    return ["## End-to-end latency (live load, 200 ms trigger)", "", *_table(header, rows), ""]
+
+
+def _startup_section(results: Results) -> list[str]:
+    if not results.startups:
+        return []
+    header = ["backlog", "events", "first prediction (s)", "backlog written (s)",
+              "peak memory (MiB)"]  # fmt: skip
+
+    def cells(s: Startup) -> list[str]:
+        return [_number(s.events), _number(s.first_prediction_s, 1), _number(s.drained_s, 1),
+                _number(s.peak_rss_mib)]  # fmt: skip
+
+    rows = [_row(s.backlog, s, cells(s)) for s in results.startups]
+    title = "## Time to first prediction (`python -m streaming run --trigger 1s`, from Popen)"
+    return [title, "", *_table(header, rows), ""]
+
+
+_NOTES = """\
+Notes:
+- Drain: events / seconds from the arm's start (query start; consumer start after its model
+  loaded) until its last write. The Spark arms share one session (`local[*]`) started before;
+  the consumer is kafka-python + the scikit-learn pyfunc + delta-rs in its own process.
+- Spark jobs: jobs in the query's job group (its run id), from the Spark UI REST API; batches:
+  micro-batches that read records.
+- Peak memory: resident memory of the process tree doing the work, sampled every 0.5 s (for
+  the Spark arms the whole benchmark process with its JVM, whose heap does not shrink).
+- Latency: Delta commit time (`commitInfo.timestamp`) minus the Kafka record timestamp.
+- Time to first prediction: from `Popen` to the first predictions commit holding rows; the
+  process runs until the backlog is written, then gets SIGTERM.
+"""
+
+
+def markdown(results: Results) -> str:
+    """The results as markdown: the machine, then one table per group of figures."""
+    m = results.machine
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Machine: {m.cores} cores, {m.memory_bytes / _GIB:.1f} GiB memory; {m.versions}",
+        f"- Date: {m.date}",
+        f"- Command: `{m.command}`",
+        "",
+        *_drain_section(results),
+        *_malformed_section(results),
+        *_latency_section(results),
+        *_startup_section(results),
+        _NOTES,
+    ]
+    return "\n".join(lines)
+
+
+def _plot_throughput(drains: Sequence[Drain], path: Path) -> None:
+    measured = [d for d in drains if d.events_per_second is not None]
+    figure, axes = plt.subplots(figsize=(8, 0.6 * max(len(measured), 1) + 1.5))
+    names = [d.arm for d in measured]
+    rates = [d.events_per_second or 0.0 for d in measured]
+    axes.barh(names, rates, color="tab:blue")
+    axes.invert_yaxis()
+    axes.set_xlim(0, max(rates, default=1.0) * 1.2)
+    axes.set_xlabel("events/s (drain of the pre-loaded topic)")
+    axes.set_title("Drain throughput")
+    for y, rate in enumerate(rates):
+        axes.annotate(f"{rate:,.0f}", (rate, y), xytext=(3, 0), textcoords="offset points",
+                      va="center")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_latency(latencies: Sequence[Latency], path: Path) -> None:
+    rates = sorted({f.offered_rate for f in latencies}) or [0]
+    figure, all_axes = plt.subplots(1, len(rates), figsize=(5 * len(rates), 4), squeeze=False)
+    for axes, rate in zip(all_axes[0], rates, strict=True):
+        measured = [f for f in latencies if f.offered_rate == rate and f.p50_ms is not None]
+        for offset, (label, values) in enumerate(
+            (
+                ("p50", [f.p50_ms or 0.0 for f in measured]),
+                ("p95", [f.p95_ms or 0.0 for f in measured]),
+                ("p99", [f.p99_ms or 0.0 for f in measured]),
+            )
+        ):
+            axes.bar([i + (offset - 1) * 0.27 for i in range(len(measured))], values, 0.27,
+                     label=label)  # fmt: skip
+        axes.set_xticks(range(len(measured)), [f.arm for f in measured], rotation=15)
+        axes.set_yscale("log")
+        axes.set_ylabel("ms, commit time - Kafka timestamp (log)")
+        axes.set_title(f"{rate:,} events/s offered")
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _as_json(results: Results) -> dict[str, Any]:
+    data = asdict(results)
+    for group, derived in (
+        ("drains", ("events_per_second", "jobs_per_batch")),
+        ("latencies", ("sent_rate", "landed_rate")),
+    ):
+        for item, figure in zip(data[group], getattr(results, group), strict=True):
+            item.update({name: getattr(figure, name) for name in derived})
+    return data
+
+
+def write_outputs(results: Results, out: Path) -> str:
+    """Write ``results.md``, ``results.json``, ``throughput.png`` and ``latency.png``.
+
+    Returns:
+        The markdown.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    (out / "results.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(_as_json(results), indent=2) + "\n")
+    _plot_throughput(results.drains, out / "throughput.png")
+    _plot_latency(results.latencies, out / "latency.png")
+    return text

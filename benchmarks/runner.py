@@ -1,0 +1,204 @@
+"""One benchmark run: broker, models and topics up, every selected arm measured, all torn down."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from benchmarks.arms import Workbench
+from benchmarks.figures import (
+    DRAIN_ARMS,
+    LATENCY_ARMS,
+    SERVICE_MLLIB,
+    SERVICE_MLLIB_MALFORMED,
+    Machine,
+    Results,
+    Startup,
+)
+from benchmarks.measure import measure_drain, measure_latency
+from benchmarks.polling import say
+from benchmarks.registry import register_models
+from benchmarks.startup import ServiceProcess, measure_startup
+from benchmarks.topics import event_pool, local_broker, preload
+from infra.paths import ProjectHome
+from infra.spark import build_spark_session, stop_spark
+from infra.tracking import TrackingStore, configure_tracking
+
+__all__ = ["CHECKOUT", "Options", "describe_machine", "run"]
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+_BROKER_SCRIPT = CHECKOUT / "scripts" / "kafka-broker"
+_MALFORMED_EVERY = 100  # 1%
+_LIVE_POOL = 20_000
+_LATENCY_DRAIN_TIMEOUT_S = 300.0
+_CLEAN_TOPIC = "listings"
+_MALFORMED_TOPIC = "listings-malformed"
+_SMALL_TOPIC = "listings-small"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to measure and how much.
+
+    Attributes:
+        events: Events pre-loaded for the drains (and the large backlog).
+        rates: Offered loads of the latency runs, events per second.
+        latency_seconds: How long each latency run sends.
+        arms: The arms to measure (a subset of ``DRAIN_ARMS``).
+        out: Folder of the results.
+        kafka_port: Port of the run's own broker (the next port is its controller's).
+        small_backlog: Events waiting for the small-backlog start.
+        seed: Seed of the events and models.
+        keep_work: Keep the work folder (tables, logs) instead of deleting it.
+    """
+
+    events: int = 300_000  # with the rest of the defaults, about 15 minutes on 2 busy cores
+    rates: tuple[int, ...] = (1000, 5000)
+    latency_seconds: float = 60.0
+    arms: tuple[str, ...] = DRAIN_ARMS
+    out: Path = CHECKOUT / "benchmarks" / "results"
+    kafka_port: int = 19492
+    small_backlog: int = 1000
+    seed: int = 7
+    keep_work: bool = False
+
+    @property
+    def drain_timeout_s(self) -> float:
+        """Longest a drain may take: generous, at 100 events/s or ten minutes."""
+        return max(600.0, self.events / 100)
+
+
+@dataclass
+class _Run:
+    """One run's state, passed between its phases."""
+
+    options: Options
+    env: Mapping[str, str]
+    python: str
+    work: Path
+    results: Results
+    bootstrap: str = ""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def describe_machine(command: str) -> Machine:
+    """Cores, memory, date and versions of this run."""
+    versions = ", ".join(
+        f"{name} {version(name)}" for name in ("pyspark", "delta-spark", "mlflow", "deltalake")
+    )
+    return Machine(
+        cores=os.cpu_count() or 1,
+        memory_bytes=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        command=command,
+        versions=f"Python {platform.python_version()}, {versions}",
+    )
+
+
+@contextmanager
+def _spark_session() -> Iterator[SparkSession]:
+    """The session of the in-process arms, with its UI on (for the job counts)."""
+    spark = build_spark_session(
+        "benchmarks",
+        ProjectHome(CHECKOUT).spark_jars,
+        master="local[*]",
+        extra_conf={
+            "spark.ui.enabled": "true",
+            "spark.ui.port": str(_free_port()),
+            "spark.ui.retainedJobs": "10000",
+            "spark.sql.streaming.numRecentProgressUpdates": "1000",
+        },
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        yield spark
+    finally:
+        stop_spark(spark)
+
+
+def _preload_topics(run: _Run) -> None:
+    o = run.options
+    say(f"pre-loading {o.events:,} events (and the other topics)")
+    preload(run.bootstrap, _CLEAN_TOPIC, o.events, o.seed)
+    preload(run.bootstrap, _SMALL_TOPIC, o.small_backlog, o.seed + 1_000_000)
+    if SERVICE_MLLIB_MALFORMED in o.arms:
+        preload(run.bootstrap, _MALFORMED_TOPIC, o.events, o.seed, _MALFORMED_EVERY)
+
+
+def _measure_in_process(run: _Run, bench: Workbench) -> None:
+    """Warm the session up, then the drains and the latency runs of the selected arms."""
+    o = run.options
+    warm_up = measure_drain(bench, SERVICE_MLLIB, _SMALL_TOPIC, o.small_backlog, 600)
+    say(f"warm-up: {warm_up.error or 'done'}")
+    for arm in o.arms:
+        topic = _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
+        run.results.drains.append(measure_drain(bench, arm, topic, o.events, o.drain_timeout_s))
+    pool = event_pool(_LIVE_POOL, o.seed + 2_000_000)
+    for rate in o.rates:
+        for arm in (a for a in LATENCY_ARMS if a in o.arms):
+            run.results.latencies.append(
+                measure_latency(bench, arm, rate, o.latency_seconds, pool, _LATENCY_DRAIN_TIMEOUT_S)
+            )
+
+
+def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
+    o = run.options
+    service = ServiceProcess(run.python, CHECKOUT, run.env, run.bootstrap, model_uri)
+    backlogs = (("small", _SMALL_TOPIC, o.small_backlog), ("large", _CLEAN_TOPIC, o.events))
+    return [
+        measure_startup(
+            service, name, topic, events, run.work / "startup" / name, o.drain_timeout_s
+        )
+        for name, topic, events in backlogs
+    ]
+
+
+def run(options: Options, env: Mapping[str, str], python: str, command: str) -> Results:
+    """Measure every selected arm on one broker and one set of pre-loaded topics.
+
+    Args:
+        options: What to measure.
+        env: The environment of the processes started (broker, service, consumer).
+        python: The interpreter of those processes.
+        command: The command line, for the report.
+
+    Returns:
+        The figures; an arm that failed holds its error instead.
+    """
+    work = Path(tempfile.mkdtemp(prefix="benchmark-"))
+    store = TrackingStore(work / "mlflow")
+    service_env = {**env, "MLFLOW_TRACKING_URI": store.tracking_uri}
+    state = _Run(options, service_env, python, work, Results(describe_machine(command)))
+    say(f"work folder: {work}")
+    try:
+        with local_broker(_BROKER_SCRIPT, options.kafka_port, work / "kafka", env) as bootstrap:
+            state.bootstrap = bootstrap
+            _preload_topics(state)
+            configure_tracking(store)
+            with _spark_session() as spark:
+                say("training and registering the models")
+                models = register_models(spark, store, work / "data", options.seed)
+                bench = Workbench(spark, models, bootstrap, work, CHECKOUT, state.env, python)
+                _measure_in_process(state, bench)
+            if SERVICE_MLLIB in options.arms:
+                state.results.startups = _measure_startups(state, models.mllib_uri)
+    finally:
+        if not options.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    return state.results

@@ -1,0 +1,132 @@
+"""The broker of a run, its topics, and the two ways events reach them: pre-loaded or live."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from demo.events import listing_events
+
+__all__ = [
+    "LiveSend",
+    "create_topic",
+    "event_pool",
+    "local_broker",
+    "preload",
+    "send_at_rate",
+]
+
+PARTITIONS = 2
+_CHUNK = 50_000  # events generated at once while pre-loading (a multiple of 100)
+
+
+@contextmanager
+def local_broker(script: Path, port: int, data_dir: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """The project's broker (``scripts/kafka-broker``) on ``port``, stopped on exit.
+
+    Yields:
+        Its bootstrap address.
+    """
+    broker_env = {**env, "KAFKA_PORT": str(port), "KAFKA_DATA_DIR": str(data_dir)}
+    subprocess.run([str(script), "start"], env=broker_env, check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(script), "stop"], env=broker_env, check=False)
+
+
+def create_topic(bootstrap: str, name: str) -> str:
+    """Create topic ``name`` with the run's partition count; returns the name."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
+    finally:
+        admin.close()
+    return name
+
+
+def _bulk_producer(bootstrap: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=50,
+        batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+
+
+def preload(bootstrap: str, topic: str, count: int, seed: int, malformed_every: int = 0) -> int:
+    """Create ``topic`` and fill it with ``count`` listing events, every acknowledged.
+
+    Args:
+        malformed_every: When > 0, every N-th event is malformed (see ``demo.events``).
+
+    Returns:
+        How many were sent.
+    """
+    create_topic(bootstrap, topic)
+    producer = _bulk_producer(bootstrap)
+    sent = 0
+    try:
+        for chunk, start in enumerate(range(0, count, _CHUNK)):
+            size = min(_CHUNK, count - start)
+            for key, value in listing_events(size, seed + chunk, malformed_every):
+                producer.send(topic, key=key.encode(), value=value)
+            sent += size
+        producer.flush()
+    finally:
+        producer.close()
+    return sent
+
+
+def event_pool(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """``count`` valid events ready to send, cycled through by :func:`send_at_rate`."""
+    return [(key.encode(), value) for key, value in listing_events(count, seed)]
+
+
+@dataclass(frozen=True)
+class LiveSend:
+    """What a live send did: events sent and the seconds it took."""
+
+    sent: int
+    seconds: float
+
+
+def send_at_rate(
+    bootstrap: str,
+    topic: str,
+    pool: Sequence[tuple[bytes, bytes]],
+    rate: int,
+    seconds: float,
+    tick_s: float = 0.01,
+) -> LiveSend:
+    """Send ``rate * seconds`` events at ``rate`` per second, in small paced steps.
+
+    Each record carries the producer's clock as its Kafka timestamp (``CreateTime``). A producer
+    that falls behind sends the rest as fast as it can, so ``seconds`` tells whether the rate
+    was met.
+    """
+    total = int(rate * seconds)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+    events = itertools.cycle(pool)
+    sent = 0
+    started = time.monotonic()
+    try:
+        while sent < total:
+            due = min(total, int(rate * (time.monotonic() - started)) + 1)
+            for key, value in itertools.islice(events, due - sent):
+                producer.send(topic, key=key, value=value)
+            sent = max(sent, due)
+            time.sleep(tick_s)
+        producer.flush()
+    finally:
+        producer.close()
+    return LiveSend(sent, time.monotonic() - started)
