@@ -98,9 +98,9 @@ def check_kafka_access(
 def _root_cause(throwable: Any) -> str:
     while throwable.getCause() is not None and throwable.getCause() != throwable:
         throwable = throwable.getCause()
-    message = first_line(throwable.getMessage() or "")
+    message = throwable.getMessage()
     name = throwable.getClass().getSimpleName()
-    return f"{name}: {message}" if throwable.getMessage() else name
+    return f"{name}: {first_line(message)}" if message else name
 
 
 def check_broker_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
