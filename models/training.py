@@ -20,6 +20,7 @@ from pyspark.ml.regression import GBTRegressionModel, RandomForestRegressionMode
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from infra.profile import PROFILE_METADATA_KEY
 from infra.tracking import TrackingStore
 from models import lineage, plots
 from models.aliases import DEFAULT_MODEL_NAME, assign_new_version_aliases
@@ -51,6 +52,7 @@ from models.pipeline import (
     effective_max_bins,
     feature_vector_names,
 )
+from models.profiling import log_profile, profile_data
 
 __all__ = [
     "DEFAULT_SPLIT_SEED",
@@ -68,6 +70,7 @@ __all__ = [
     "log_spark_model",
     "log_training_record",
     "max_bins_for",
+    "model_metadata",
     "model_signature",
     "prepare_data",
     "train",
@@ -389,14 +392,22 @@ def model_signature(features: DataFrame) -> ModelSignature:
     )
 
 
+def model_metadata(spec: TrainingSpec, prepared: PreparedData) -> dict[str, object]:
+    """The logged model's metadata: the train split's data profile, which the service checks
+    each event against. Also logs the profile to the run as ``data_profile.json``."""
+    profile = profile_data(prepared.train, spec.numeric_columns, spec.categorical_columns)
+    log_profile(profile)
+    return {PROFILE_METADATA_KEY: profile.to_dict()}
+
+
 def log_spark_model(
     model: PipelineModel,
     spec: TrainingSpec,
     prepared: PreparedData,
     registered_model_name: str | None,
 ) -> ModelInfo:
-    """Log the fitted pipeline under ``model`` with signature, input example and pinned
-    requirements; register it when a name is given.
+    """Log the fitted pipeline under ``model`` with signature, input example, data profile and
+    pinned requirements; register it when a name is given.
 
     Returns:
         MLflow's model info (``registered_model_version`` is set when registered).
@@ -409,6 +420,7 @@ def log_spark_model(
         input_example=example,
         registered_model_name=registered_model_name,
         pip_requirements=lineage.pinned_requirements("pyspark", "mlflow"),
+        metadata=model_metadata(spec, prepared),
     )
 
 

@@ -46,6 +46,7 @@ from models.training import (
     log_evaluation,
     log_spark_model,
     log_training_record,
+    model_metadata,
     model_signature,
     pipeline_for,
     prepare_data,
@@ -297,6 +298,7 @@ def _tune_sklearn(
             "scikit-learn", "mlflow", "pandas", "numpy", "skops"
         ),
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        metadata=model_metadata(spec, prepared),
         skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
     )
     version, aliases = _register(store, name, info.registered_model_version)

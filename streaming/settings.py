@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from infra.settings import ProjectCommand, TrackingCommand, key_value_pairs
-from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES
+from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES, ParseRules
 
 __all__ = [
     "BatchSettings",
@@ -258,6 +258,14 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
         gt=0,
         description="a larger Kafka value is quarantined as oversized, without being parsed",
     )
+    profile_policy: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="what happens to an event outside the training data's profile, "
+        "KIND=quarantine|flag|ignore, repeatable; kinds: non_finite (default quarantine), "
+        "out_of_range and unseen_category (default flag) "
+        "[env STREAMING_PROFILE_POLICY=KIND=POLICY,KIND=POLICY]",
+        json_schema_extra={"repeatable": True, "metavar": "KIND=POLICY"},
+    )
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
     metrics_host: str = Field(
         "127.0.0.1", description="address /metrics binds (0.0.0.0 for every interface)"
@@ -297,6 +305,29 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
         if value is not None and not _DURATION.match(value):
             raise ValueError("is not a duration: use e.g. '10 minutes', '30 seconds', '1 hour'")
         return value
+
+    @field_validator("profile_policy", mode="before")
+    @classmethod
+    def _policy_pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item for item in value.split(",") if item.strip()]
+        if isinstance(value, list | tuple):
+            value = key_value_pairs(value, "--profile-policy")
+        return value
+
+    @field_validator("profile_policy")
+    @classmethod
+    def _policies(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            ParseRules(policies=value)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    @property
+    def parse_rules(self) -> ParseRules:
+        """How records are judged: the value size limit and the profile policies."""
+        return ParseRules(max_value_bytes=self.max_value_bytes, policies=self.profile_policy)
 
     @field_validator("trigger", mode="before")
     @classmethod

@@ -10,7 +10,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from infra.errors import first_line
+from infra.profile import DataProfile
 from streaming.errors import ConfigurationError
+from streaming.parse.events import ParseRules, profile_flags
 from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
@@ -61,8 +63,14 @@ def _is_delta(spark: SparkSession, path: str) -> bool:
         return False
 
 
-def _as_events(table: DataFrame, schema: EventSchema) -> DataFrame:
-    """Table rows shaped like parsed events: features cast to the signature, no Kafka origin."""
+def _as_events(
+    table: DataFrame,
+    schema: EventSchema,
+    profile: DataProfile | None = None,
+    rules: ParseRules | None = None,
+) -> DataFrame:
+    """Table rows shaped like parsed events: features cast to the signature, no Kafka origin,
+    flagged where they are outside the model's training profile."""
     missing = [n for n in schema.names if n in schema.required and n not in table.columns]
     if missing:
         raise ConfigurationError(f"input table lacks the model's required columns {missing}")
@@ -87,7 +95,11 @@ def _as_events(table: DataFrame, schema: EventSchema) -> DataFrame:
         columns.append(source.cast(field.dataType).alias(field.name))
     columns += [F.lit(None).cast(t).alias(n) for n, t in _KAFKA_DEFAULTS.items()]
     columns.append(F.current_timestamp().alias("timestamp"))
-    return table.select(*columns)
+    events = table.select(*columns)
+    features = F.struct(*[F.col(n) for n in schema.names])
+    return events.withColumn(
+        "profile_flags", profile_flags(features, schema, profile, rules or ParseRules())
+    )
 
 
 def score_table(
@@ -98,7 +110,7 @@ def score_table(
     Raises:
         ConfigurationError: the table lacks columns the model requires.
     """
-    events = _as_events(table, model.schema)
+    events = _as_events(table, model.schema, model.profile)
     return predictions_rows(model.score(events), model.identity, batch_id, scored_at)
 
 

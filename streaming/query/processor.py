@@ -20,8 +20,8 @@ from pyspark.sql import functions as F
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 from streaming.parse.events import (
-    DEFAULT_MAX_VALUE_BYTES,
     QUARANTINE_COLUMNS,
+    ParseRules,
     judge_events,
     rejected_rows,
     valid_rows,
@@ -78,7 +78,8 @@ class MicroBatchProcessor:
         committed_through: The newest batch id the predictions table held at start: a batch
             up to it has its predictions already, and only what else is missing is written.
         clock: The scored-at time; injectable for tests.
-        max_value_bytes: A larger Kafka value is quarantined as ``oversized``, unparsed.
+        rules: How records are judged (value size limit, profile policies); each batch is
+            judged against its model's signature and data profile.
     """
 
     def __init__(
@@ -90,7 +91,7 @@ class MicroBatchProcessor:
         replay: BatchRecord | None = None,
         committed_through: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
-        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        rules: ParseRules | None = None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -99,7 +100,7 @@ class MicroBatchProcessor:
         self.replay = replay
         self.committed_through = -1 if committed_through is None else committed_through
         self.clock = clock
-        self.max_value_bytes = max_value_bytes
+        self.rules = rules or ParseRules()
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
@@ -155,7 +156,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         now = self.clock()
         version = model.identity.version
-        judged = judge_events(records, model.schema, self.max_value_bytes)
+        judged = judge_events(records, model.schema, self.rules, model.profile)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
         observed = judged.observe(
             observation,
@@ -186,7 +187,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
-        judged = judge_events(records, model.schema, self.max_value_bytes)
+        judged = judge_events(records, model.schema, self.rules, model.profile)
         rejected = rejected_rows(judged).collect()
         if rejected and not self.quarantine.has_batch(batch_id):
             frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)

@@ -133,7 +133,7 @@ class InferenceService:
             self.metrics,
             replay=plan.replay,
             committed_through=predictions_last.batch_id if predictions_last else None,
-            max_value_bytes=s.max_value_bytes,
+            rules=s.parse_rules,
         )
         self.models.follow_in_background()
         self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from infra.errors import first_line
+from infra.profile import PROFILE_METADATA_KEY, DataProfile, ProfileError
 from streaming.errors import ModelLoadError
 from streaming.parse.schema import EventSchema, event_schema_from_signature
 from streaming.score.identity import ModelIdentity
@@ -35,12 +36,14 @@ Scorer = Callable[[DataFrame], DataFrame]
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to score: who it is, what events it needs, and how it scores."""
+    """A model ready to score: who it is, what events it needs, how it scores, and the profile
+    of its training data (``None`` when it was logged without one)."""
 
     identity: ModelIdentity
     schema: EventSchema
     scorer: Scorer
     flavor: str
+    profile: DataProfile | None = None
 
     def score(self, events: DataFrame) -> DataFrame:
         """``events`` with a ``prediction`` column (double) added; other columns unchanged."""
@@ -106,6 +109,22 @@ def _coerce(value: Any, type_name: str) -> Any:
     return value
 
 
+def _profile_of(model: Model, uri: str) -> DataProfile | None:
+    """The training data's profile logged in the model's metadata, if any.
+
+    Raises:
+        ModelLoadError: a profile is there but cannot be read.
+    """
+    logged = (model.metadata or {}).get(PROFILE_METADATA_KEY)
+    if logged is None:
+        log.info("model %s has no data profile: events are checked against its signature only", uri)
+        return None
+    try:
+        return DataProfile.from_dict(logged)
+    except ProfileError as e:
+        raise ModelLoadError(f"model {uri}: {e}") from e
+
+
 def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> LoadedModel:
     """Download a model once, build its scorer and check it predicts on its own input example.
 
@@ -122,6 +141,7 @@ def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> Loaded
             local_dir = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir))
             model = Model.load(local_dir)
             schema = event_schema_from_signature(model.signature, uri)
+            profile = _profile_of(model, uri)
             if "spark" in model.flavors:
                 scorer, flavor = _spark_scorer(mlflow.spark.load_model(local_dir)), "spark"
             else:
@@ -130,7 +150,9 @@ def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> Loaded
             raise
         except Exception as e:
             raise ModelLoadError(f"cannot load model {uri}: {first_line(e)}") from e
-        loaded = LoadedModel(identity=identity, schema=schema, scorer=scorer, flavor=flavor)
+        loaded = LoadedModel(
+            identity=identity, schema=schema, scorer=scorer, flavor=flavor, profile=profile
+        )
         try:
             smoke = _smoke_rows(spark, model, local_dir, schema)
             predictions = [r.prediction for r in loaded.score(smoke).collect()]

@@ -45,6 +45,7 @@ PREDICTIONS_SCHEMA = StructType(
         StructField("key_bytes", BinaryType()),
         StructField("event_time", TimestampType()),
         StructField("prediction", DoubleType()),
+        StructField("profile_flags", StringType()),
         StructField("model_name", StringType()),
         StructField("model_version", StringType()),
         StructField("model_run_id", StringType()),
@@ -56,7 +57,7 @@ PREDICTIONS_SCHEMA = StructType(
 )
 PREDICTIONS_PARTITION = ("event_date",)
 # Columns that tables created before they existed get added at start.
-PREDICTIONS_ADDED_LATER = ("key_bytes",)
+PREDICTIONS_ADDED_LATER = ("key_bytes", "profile_flags")
 
 # A rejected record as the parse step reports it: raw bytes, where it came from, and why.
 REJECTED_SCHEMA = StructType(

@@ -17,8 +17,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from streaming.parse.events import ErrorKind, parse_events
+from infra.profile import CategoricalProfile, DataProfile, NumericProfile
+from streaming.parse.events import ErrorKind, ParseRules, judge_events, parse_events
 from streaming.parse.schema import EventSchema
+from tests.streaming.hostile import CASES, MAX_VALUE_BYTES
 
 SCHEMA = EventSchema(
     features=StructType(
@@ -67,11 +69,11 @@ def records(spark: SparkSession):  # type: ignore[no-untyped-def]
 
 
 def test_valid_records_become_typed_feature_rows(records) -> None:  # type: ignore[no-untyped-def]
-    valid = parse_events(records, SCHEMA, max_value_bytes=256).valid
+    valid = parse_events(records, SCHEMA, ParseRules(max_value_bytes=256)).valid
     rows = sorted(valid.collect(), key=lambda r: r.offset)
     assert valid.columns == [
         "event_id", "key", "key_bytes", "event_time", "room_type", "accommodates", "bedrooms",
-        "topic", "partition", "offset", "timestamp",
+        "profile_flags", "topic", "partition", "offset", "timestamp",
     ]  # fmt: skip
     assert [
         (r.offset, r.event_id, r.key, r.room_type, r.accommodates, r.bedrooms) for r in rows
@@ -84,15 +86,15 @@ def test_valid_records_become_typed_feature_rows(records) -> None:  # type: igno
 
 
 def test_bad_records_are_quarantined_with_a_reason(records) -> None:  # type: ignore[no-untyped-def]
-    bad = parse_events(records, SCHEMA, max_value_bytes=256).quarantined
+    bad = parse_events(records, SCHEMA, ParseRules(max_value_bytes=256)).quarantined
     rows = sorted(bad.collect(), key=lambda r: r.offset)
     assert [(r.offset, r.error_kind, r.error_detail) for r in rows] == [
         (2, ErrorKind.MISSING_FIELD, "missing field 'accommodates'"),
         (3, ErrorKind.TYPE_MISMATCH, "field 'accommodates' is not double: four"),
-        (4, ErrorKind.MALFORMED_JSON, "value is not a JSON object: not json at all"),
+        (4, ErrorKind.MALFORMED_JSON, "value is not valid JSON: not json at all"),
         (5, ErrorKind.INVALID_UTF8, "value is not valid UTF-8"),
         (6, ErrorKind.TOMBSTONE, "record has no value (a tombstone: null value)"),
-        (7, ErrorKind.MALFORMED_JSON, "value is not a JSON object: [1, 2, 3]"),
+        (7, ErrorKind.NOT_AN_OBJECT, "value is JSON but not an object: [1, 2, 3]"),
         (9, ErrorKind.EMPTY_VALUE, "value is empty (zero bytes)"),
         (10, ErrorKind.OVERSIZED, f"value has {len(OVERSIZED)} bytes, more than the 256 allowed"),
         (
@@ -107,8 +109,91 @@ def test_bad_records_are_quarantined_with_a_reason(records) -> None:  # type: ig
 
 
 def test_every_record_lands_on_exactly_one_side(records) -> None:  # type: ignore[no-untyped-def]
-    parsed = parse_events(records, SCHEMA, max_value_bytes=256)
+    parsed = parse_events(records, SCHEMA, ParseRules(max_value_bytes=256))
     offsets = [r.offset for r in parsed.valid.select("offset").collect()] + [
         r.offset for r in parsed.quarantined.select("offset").collect()
     ]
     assert sorted(offsets) == list(range(records.count()))
+
+
+PROFILE = DataProfile(
+    rows=72,
+    numeric={
+        "accommodates": NumericProfile(minimum=1.0, maximum=8.0),
+        "bedrooms": NumericProfile(minimum=0.0, maximum=2.0, null_rate=0.3),
+    },
+    categorical={
+        "room_type": CategoricalProfile(
+            values=frozenset({"Entire home/apt", "Private room", "Shared room"})
+        )
+    },
+)
+RULES = ParseRules(max_value_bytes=MAX_VALUE_BYTES)
+
+
+def _catalogue_frame(spark: SparkSession):  # type: ignore[no-untyped-def]
+    rows = [(case.key, case.value, "listings", 0, i, AT) for i, case in enumerate(CASES)]
+    return spark.createDataFrame(rows, RECORDS)
+
+
+def test_every_hostile_case_gets_its_verdict(spark: SparkSession) -> None:
+    judged = judge_events(_catalogue_frame(spark), SCHEMA, RULES, PROFILE)
+    rows = {r.offset: r for r in judged.select("offset", "error_kind", "error_detail", "profile_flags").collect()}
+    for i, case in enumerate(CASES):
+        row = rows[i]
+        assert row.error_kind == case.kind, case.name
+        flag_kind = row.profile_flags.split(":")[0] if row.profile_flags else None
+        assert flag_kind == case.flag, (case.name, row.profile_flags)
+        said = row.error_detail if case.kind else (row.profile_flags or "")
+        assert case.detail in said, (case.name, said)
+        if case.kind:
+            assert row.error_detail, case.name
+
+
+def test_the_catalogue_has_twenty_distinct_cases_and_every_kind() -> None:
+    assert len({c.name for c in CASES}) == len(CASES) >= 20
+    kinds = {c.kind for c in CASES if c.kind} | {c.flag for c in CASES if c.flag}
+    every = {v for k, v in vars(ErrorKind).items() if k.isupper()}
+    assert kinds == every
+
+
+def test_policies_move_profile_kinds_between_quarantine_flag_and_ignore(
+    spark: SparkSession,
+) -> None:
+    records = _catalogue_frame(spark)
+    rules = ParseRules(
+        max_value_bytes=MAX_VALUE_BYTES,
+        policies={"out_of_range": "quarantine", "unseen_category": "ignore", "non_finite": "flag"},
+    )
+    judged = judge_events(records, SCHEMA, rules, PROFILE).select(
+        "offset", "error_kind", "profile_flags"
+    )
+    verdicts = {r.offset: (r.error_kind, r.profile_flags) for r in judged.collect()}
+    for i, case in enumerate(CASES):
+        kind, flags = verdicts[i]
+        if case.flag == "out_of_range":
+            assert kind == "out_of_range" and flags is None, case.name
+        elif case.flag == "unseen_category":
+            assert kind is None and flags is None, case.name
+        elif case.kind == "non_finite":
+            assert kind is None and flags is not None, case.name
+            assert flags.startswith("non_finite: "), case.name
+
+
+def test_without_a_profile_only_the_signature_and_finiteness_are_checked(
+    spark: SparkSession,
+) -> None:
+    judged = judge_events(_catalogue_frame(spark), SCHEMA, RULES, None)
+    verdicts = {r.offset: (r.error_kind, r.profile_flags) for r in judged.collect()}
+    for i, case in enumerate(CASES):
+        assert verdicts[i] == (case.kind, None), case.name
+
+
+def test_string_columns_of_valid_rows_are_valid_utf8(spark: SparkSession) -> None:
+    valid = parse_events(_catalogue_frame(spark), SCHEMA, RULES, PROFILE).valid
+    for row in valid.collect():
+        for value in (row.key, row.event_id, row.room_type, row.profile_flags):
+            if value is not None:
+                value.encode("utf-8")  # a lone surrogate would raise here
+    keys = {bytes(r.key_bytes) for r in valid.collect() if r.key_bytes is not None}
+    assert keys == {b"listing-\xff\xfe"}
