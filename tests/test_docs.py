@@ -34,3 +34,25 @@ def test_every_link_stays_inside_the_repository(document: Path) -> None:
         resolved = (document.parent / target.split("#")[0]).resolve()
         assert resolved.is_relative_to(ROOT), f"{document.name} links outside: {target}"
         assert resolved.exists(), f"{document.name} links to a missing file: {target}"
+
+
+def test_the_error_catalogue_lists_every_hostile_case_with_its_decision() -> None:
+    from tests.streaming.hostile import CASES
+
+    rows = {
+        cells[0]: cells
+        for line in (ROOT / "docs" / "errors.md").read_text().splitlines()
+        if line.startswith("| ")
+        for cells in [[c.strip() for c in line.strip("|").split(" | ")]]
+    }
+    for case in CASES:
+        assert case.name in rows, f"docs/errors.md lacks the case {case.name!r}"
+        decision, kind = rows[case.name][2], rows[case.name][3]
+        expected = (
+            ("quarantined", f"`{case.kind}`")
+            if case.kind
+            else ("scored and flagged", f"`{case.flag}`")
+            if case.flag
+            else ("scored", "—")
+        )
+        assert (decision, kind) == expected, case.name

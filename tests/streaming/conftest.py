@@ -20,7 +20,9 @@ from pyspark.sql import DataFrame, SparkSession
 from sklearn import compose, impute, linear_model, preprocessing
 from sklearn import pipeline as sk_pipeline
 
+from infra.profile import PROFILE_METADATA_KEY
 from infra.tracking import TrackingStore, ensure_experiment
+from models.profiling import profile_data
 from streaming.settings import ServiceSettings, Trigger
 from tests.support import send
 
@@ -74,6 +76,7 @@ class Registry:
         sample: DataFrame,
         alias: str | None = "champion",
         features: list[str] = FEATURES,
+        metadata: dict[str, object] | None = None,
     ) -> str:
         inputs = sample.select(*features).limit(5).toPandas()
         signature = infer_signature(
@@ -83,12 +86,20 @@ class Registry:
         with mlflow.start_run():
             info = mlflow.spark.log_model(
                 model, "model", signature=signature, input_example=inputs,
-                registered_model_name=self.name, pip_requirements=PIP,
+                registered_model_name=self.name, pip_requirements=PIP, metadata=metadata,
             )  # fmt: skip
         version = str(info.registered_model_version)
         if alias:
             self.client.set_registered_model_alias(self.name, alias, version)
         return version
+
+    def register_spark_with_profile(self, model: PipelineModel, sample: DataFrame) -> str:
+        """Register ``model`` as champion with the data profile of ``sample``, as ``train`` does."""
+        numeric = [f for f in FEATURES if f != "room_type"]
+        profile = profile_data(sample, numeric, ["room_type"])
+        return self.register_spark(
+            model, sample, metadata={PROFILE_METADATA_KEY: profile.to_dict()}
+        )
 
     def register_pyfunc(
         self, python_model: mlflow.pyfunc.PythonModel, example: pd.DataFrame, alias: str | None

@@ -35,8 +35,13 @@ class Case:
     value: bytes | None
     kind: str | None = None
     flag: str | None = None
-    key: bytes = b"listing"
+    key: bytes = b""  # empty: the case's own key, ``case-<index>`` (see :func:`key_of`)
     detail: str = ""  # a part of error_detail / profile_flags the user must see
+
+
+def key_of(index: int, case: Case) -> bytes:
+    """The Kafka key case ``index`` is sent with: its own, or ``case-<index>``."""
+    return case.key or f"case-{index}".encode()
 
 
 CASES: tuple[Case, ...] = (
@@ -54,12 +59,20 @@ CASES: tuple[Case, ...] = (
     Case(
         "a valid event whose key is not UTF-8",
         _event(),
-        key=b"listing-\xff\xfe",
+        key=b"\xff\xfe-not-utf8",
     ),
     Case("a truncated object", b'{"room_type": "Private room", "accommodates":', "malformed_json"),
-    Case("single-quoted strings", b"{'room_type': 'Private room', 'accommodates': 2}", "malformed_json"),
-    Case("a trailing comma", b'{' + _GOOD.encode() + b",}", "malformed_json"),
-    Case("a number with a leading zero", b'{"room_type": "Private room", "accommodates": 02}', "malformed_json"),
+    Case(
+        "single-quoted strings",
+        b"{'room_type': 'Private room', 'accommodates': 2}",
+        "malformed_json",
+    ),
+    Case("a trailing comma", b"{" + _GOOD.encode() + b",}", "malformed_json"),
+    Case(
+        "a number with a leading zero",
+        b'{"room_type": "Private room", "accommodates": 02}',
+        "malformed_json",
+    ),
     Case("a JSON array", b"[" + _event() + b"]", "not_an_object", detail="not an object"),
     Case("a bare JSON number", b"42", "not_an_object"),
     Case("a bare JSON string", b'"Private room"', "not_an_object"),
@@ -68,12 +81,14 @@ CASES: tuple[Case, ...] = (
         b'{"room_type": ' + b"[" * 2000 + b"]" * 2000 + b"}",
         "too_deeply_nested",
     ),
-    Case("an object followed by garbage", _event() + b" trailing", "trailing_data", detail="trailing"),
+    Case(
+        "an object followed by garbage", _event() + b" trailing", "trailing_data", detail="trailing"
+    ),
     Case("two objects back to back", _event() + _event(), "concatenated_objects"),
     Case("two objects on two lines", _event() + b"\n" + _event(), "concatenated_objects"),
     Case(
         "a field given twice",
-        b'{' + _GOOD.encode() + b', "accommodates": 3}',
+        b"{" + _GOOD.encode() + b', "accommodates": 3}',
         "duplicate_field",
         detail="'accommodates' given twice",
     ),
@@ -96,18 +111,51 @@ CASES: tuple[Case, ...] = (
         detail="'room_type' is not string: 3",
     ),
     Case("a boolean where a category is expected", _event(room_type=True), "type_mismatch"),
-    Case("an array where a category is expected", _event(room_type=["Private room"]), "type_mismatch"),
+    Case(
+        "an array where a category is expected", _event(room_type=["Private room"]), "type_mismatch"
+    ),
     Case("an object where a number is expected", _event(accommodates={"n": 2}), "type_mismatch"),
-    Case("an event_time that is not a time", _event(event_time="yesterday"), "type_mismatch", detail="event_time"),
-    Case("the NaN token", b'{' + _GOOD.encode() + b', "bedrooms": NaN}', "non_finite", detail="'bedrooms' is NaN"),
-    Case("the Infinity token", b'{' + _GOOD.encode() + b', "bedrooms": Infinity}', "non_finite"),
-    Case("-Infinity", b'{' + _GOOD.encode() + b', "bedrooms": -Infinity}', "non_finite"),
-    Case("a number that overflows a double (1e400)", b'{"room_type": "Private room", "accommodates": 1e400}', "non_finite", detail="'accommodates' is Infinity"),
-    Case("a negative count", _event(accommodates=-3.0), flag="out_of_range", detail="'accommodates' is -3.0"),
+    Case(
+        "an event_time that is not a time",
+        _event(event_time="yesterday"),
+        "type_mismatch",
+        detail="event_time",
+    ),
+    Case(
+        "the NaN token",
+        b"{" + _GOOD.encode() + b', "bedrooms": NaN}',
+        "non_finite",
+        detail="'bedrooms' is NaN",
+    ),
+    Case("the Infinity token", b"{" + _GOOD.encode() + b', "bedrooms": Infinity}', "non_finite"),
+    Case("-Infinity", b"{" + _GOOD.encode() + b', "bedrooms": -Infinity}', "non_finite"),
+    Case(
+        "a number that overflows a double (1e400)",
+        b'{"room_type": "Private room", "accommodates": 1e400}',
+        "non_finite",
+        detail="'accommodates' is Infinity",
+    ),
+    Case(
+        "a negative count",
+        _event(accommodates=-3.0),
+        flag="out_of_range",
+        detail="'accommodates' is -3.0",
+    ),
     Case("a huge but finite number (1e308)", _event(bedrooms=1e308), flag="out_of_range"),
-    Case("a category unseen in training", _event(room_type="Castle"), flag="unseen_category", detail="'Castle'"),
-    Case("a lone surrogate escape in a category", b'{"room_type": "\\ud800", "accommodates": 2}', flag="unseen_category"),
+    Case(
+        "a category unseen in training",
+        _event(room_type="Castle"),
+        flag="unseen_category",
+        detail="'Castle'",
+    ),
+    Case(
+        "a lone surrogate escape in a category",
+        b'{"room_type": "\\ud800", "accommodates": 2}',
+        flag="unseen_category",
+    ),
     Case("null for an optional feature", _event(bedrooms=None)),
     Case("an unknown extra field holding an object", _event(extra={"a": [1, {"b": 2}]})),
-    Case("pretty-printed JSON", json.dumps(json.loads(_event(event_id="pretty")), indent=2).encode()),
-)  # fmt: skip
+    Case(
+        "pretty-printed JSON", json.dumps(json.loads(_event(event_id="pretty")), indent=2).encode()
+    ),
+)

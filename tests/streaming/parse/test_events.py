@@ -20,7 +20,7 @@ from pyspark.sql.types import (
 from infra.profile import CategoricalProfile, DataProfile, NumericProfile
 from streaming.parse.events import ErrorKind, ParseRules, judge_events, parse_events
 from streaming.parse.schema import EventSchema
-from tests.streaming.hostile import CASES, MAX_VALUE_BYTES
+from tests.streaming.hostile import CASES, MAX_VALUE_BYTES, key_of
 
 SCHEMA = EventSchema(
     features=StructType(
@@ -132,13 +132,16 @@ RULES = ParseRules(max_value_bytes=MAX_VALUE_BYTES)
 
 
 def _catalogue_frame(spark: SparkSession):  # type: ignore[no-untyped-def]
-    rows = [(case.key, case.value, "listings", 0, i, AT) for i, case in enumerate(CASES)]
+    rows = [(key_of(i, case), case.value, "listings", 0, i, AT) for i, case in enumerate(CASES)]
     return spark.createDataFrame(rows, RECORDS)
 
 
 def test_every_hostile_case_gets_its_verdict(spark: SparkSession) -> None:
     judged = judge_events(_catalogue_frame(spark), SCHEMA, RULES, PROFILE)
-    rows = {r.offset: r for r in judged.select("offset", "error_kind", "error_detail", "profile_flags").collect()}
+    rows = {
+        r.offset: r
+        for r in judged.select("offset", "error_kind", "error_detail", "profile_flags").collect()
+    }
     for i, case in enumerate(CASES):
         row = rows[i]
         assert row.error_kind == case.kind, case.name
@@ -196,4 +199,4 @@ def test_string_columns_of_valid_rows_are_valid_utf8(spark: SparkSession) -> Non
             if value is not None:
                 value.encode("utf-8")  # a lone surrogate would raise here
     keys = {bytes(r.key_bytes) for r in valid.collect() if r.key_bytes is not None}
-    assert keys == {b"listing-\xff\xfe"}
+    assert keys == {b"\xff\xfe-not-utf8"}

@@ -33,7 +33,8 @@ from tests.streaming.conftest import (
     training_frame,
     well_formed,
 )
-from tests.support import create_topic, duckdb_with_delta, free_port, wait_until
+from tests.streaming.hostile import CASES, MAX_VALUE_BYTES, key_of
+from tests.support import create_topic, duckdb_with_delta, free_port, send, wait_until
 
 
 def run_once(
@@ -452,3 +453,51 @@ def test_a_topic_pattern_reads_every_matching_topic(
     coordinates = {(r.topic, r.partition, r.offset) for r in rows}
     assert len(coordinates) == len(rows) == 15
     assert {r.topic for r in rows} == {topic, second}
+
+
+def test_every_hostile_case_lands_once_with_its_verdict_and_every_reader_opens_the_tables(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark_with_profile(base_model, training_frame(spark))
+    send(kafka_bootstrap, topic, [(key_of(i, case), case.value) for i, case in enumerate(CASES)])
+    settings = service_settings(
+        f"models:/{registry.name}@champion", max_value_bytes=MAX_VALUE_BYTES
+    )
+
+    run_once(spark, registry, settings)
+
+    all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, len(CASES))
+    index = {key_of(i, case): i for i, case in enumerate(CASES)}
+    scored = spark.read.format("delta").load(settings.predictions_table).collect()
+    quarantined = spark.read.format("delta").load(settings.quarantine_table).collect()
+    verdicts: dict[int, tuple[str | None, str | None, str]] = {}
+    for r in scored:
+        key = bytes(r.key_bytes) if r.key_bytes is not None else r.key.encode()
+        flag = r.profile_flags.split(":")[0] if r.profile_flags else None
+        verdicts[index[key]] = (None, flag, r.profile_flags or "")
+    for r in quarantined:
+        verdicts[index[bytes(r.key)]] = (r.error_kind, None, r.error_detail)
+    for i, case in enumerate(CASES):
+        kind, flag, said = verdicts[i]
+        assert (kind, flag) == (case.kind, case.flag), case.name
+        assert case.detail in said, (case.name, said)
+    # The raw bytes are kept where they belong: the quarantine value, the key_bytes column.
+    raw = {index[bytes(r.key)]: r.value for r in quarantined}
+    assert all(
+        (bytes(raw[i]) if raw[i] is not None else None) == case.value
+        for i, case in enumerate(CASES)
+        if case.kind
+    )
+
+    for table in (settings.predictions_table, settings.quarantine_table):
+        rows = len(scored) if table == settings.predictions_table else len(quarantined)
+        assert len(deltalake.DeltaTable(table).to_pandas()) == rows
+        assert (
+            len(duckdb_with_delta().sql(f"SELECT * FROM delta_scan('{table}')").fetchall()) == rows
+        )
+        assert len(spark.read.format("delta").load(table).toPandas()) == rows
