@@ -36,6 +36,12 @@ _BASE_CONF: Mapping[str, str] = {
     ),
     "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
     "spark.ui.showConsoleProgress": "false",
+    # The parse step checks every feature in one compiled projection: with a wide model it has
+    # more than Spark's default 100 fields (which would turn whole-stage code generation off),
+    # and its generated methods are larger than the JVM compiles by default.
+    "spark.sql.codegen.maxFields": "1000",
+    "spark.driver.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
+    "spark.executor.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
 }
 
 # On a local master the cluster-sized defaults (200 shuffle partitions, 50 partitions to rebuild a

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, FloatType, StringType, StructField, StructType
+from pyspark.sql.types import ArrayType, DoubleType, FloatType, StringType, StructField, StructType
 
 from infra.profile import DataProfile
 from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
@@ -25,6 +25,7 @@ __all__ = [
     "PROFILE_KINDS",
     "QUARANTINE_COLUMNS",
     "ErrorKind",
+    "JudgedEvents",
     "ParseRules",
     "ParsedEvents",
     "Policy",
@@ -137,121 +138,109 @@ def _joined(details: Column) -> Column:
 
 _CORRUPT = "_corrupt_record"
 # Jackson's lenient extras that no JSON producer should rely on are off: a single-quoted
-# string or a NaN token is not JSON (NaN is then told apart as non_finite).
+# string is not JSON.
 _STRICT = {"allowSingleQuotes": "false"}
 
 
-def _single_object(text: Column) -> Column:
-    """True when ``text`` is one object with nothing after it.
+def _key_pattern(name: str) -> str:
+    """A regex finding ``"name":`` in a JSON text."""
+    return f'"\\Q{name}\\E"\\s*:'
 
-    Cheap for the common case (one ``{`` first and one ``}`` last: a flat object); otherwise
-    the value is parsed inside an array with a sentinel after it, which fails on trailing data
-    and counts one element too many for concatenated values.
+
+def _keys_of(text: Column) -> Column:
+    """The object's keys in order, duplicates kept (null when ``text`` is not an object).
+
+    Spark's key reader refuses the NaN and Infinity tokens that its parser accepts; only for
+    a value it refuses are they read as numbers, so the non-finite check can name them.
     """
-    flat = (
-        F.startswith(text, F.lit("{"))
-        & F.endswith(text, F.lit("}"))
-        & (F.locate("{", text, 2) == 0)
-        & (F.locate("}", text) == F.length(text))
-    )
-    wrapped = F.from_json(F.concat(F.lit("["), text, F.lit(",{}]")), "array<string>", _STRICT)
-    return F.coalesce(flat | (F.size(wrapped) == 2), F.lit(False))
+    sanitized = F.regexp_replace(text, r"([:\[,]\s*)[-+]?(Infinity|NaN)", "$10")
+    return F.coalesce(F.json_object_keys(text), F.json_object_keys(sanitized))
 
 
-def _non_finite(typed: Column, names: list[str]) -> Column:
-    """Details of the floating-point fields holding NaN or an infinity (``""`` when none)."""
-    if not names:
-        return F.lit("")
-    values = F.array(
-        *[F.struct(F.lit(n).alias("name"), typed[n].cast("double").alias("v")) for n in names]
-    )
-    bad = F.filter(
-        values,
-        lambda f: F.coalesce(F.isnan(f["v"]) | (F.abs(f["v"]) == F.lit(_INFINITY)), F.lit(False)),
-    )
-    return _joined(
-        F.transform(
-            bad,
-            lambda f: F.concat(F.lit("field '"), f["name"], F.lit("' is "), f["v"].cast("string")),
-        )
-    )
+def _any(conditions: list[Column]) -> Column:
+    """True when any condition is true (nulls count as false)."""
+    if not conditions:
+        return F.lit(False)
+    either = conditions[0]
+    for condition in conditions[1:]:
+        either = either | condition
+    return F.coalesce(either, F.lit(False))
 
 
-def _out_of_range(typed: Column, ranges: Mapping[str, tuple[float, float]]) -> Column:
-    if not ranges:
-        return F.lit("")
-    values = F.array(
-        *[
-            F.struct(
-                F.lit(n).alias("name"),
-                typed[n].cast("double").alias("v"),
-                F.lit(lo).alias("lo"),
-                F.lit(hi).alias("hi"),
-            )
-            for n, (lo, hi) in ranges.items()
-        ]
-    )
-    outside = F.filter(
-        values,
-        lambda f: F.coalesce(
-            ~F.isnan(f["v"])
-            & (F.abs(f["v"]) != F.lit(_INFINITY))
-            & ((f["v"] < f["lo"]) | (f["v"] > f["hi"])),
-            F.lit(False),
-        ),
-    )
-    return _joined(
-        F.transform(
-            outside,
-            lambda f: F.format_string(
-                "field '%s' is %s, outside the training range [%s, %s]",
-                f["name"],
-                f["v"].cast("string"),
-                f["lo"].cast("string"),
-                f["hi"].cast("string"),
-            ),
-        )
-    )
+@dataclass(frozen=True)
+class _Check:
+    """One per-field test of a profile kind: when it fails, and what the detail says."""
+
+    fails: Column
+    detail: Column
 
 
-def _unseen(typed: Column, categories: Mapping[str, frozenset[str]]) -> Column:
-    if not categories:
-        return F.lit("")
-    details = [
-        F.when(
-            typed[n].isNotNull() & ~typed[n].isin(sorted(values)),
-            F.concat(
-                F.lit(f"field '{n}' has '"), _snippet(typed[n]), F.lit("', unseen in training")
-            ),
-        )
-        for n, values in categories.items()
-    ]
-    return F.concat_ws("; ", *details)
+def _is_non_finite(value: Column) -> Column:
+    return F.isnan(value) | (F.abs(value) == F.lit(_INFINITY))
 
 
 def _profile_checks(
     typed: Column, schema: EventSchema, profile: DataProfile | None
-) -> dict[str, Column]:
-    """Each profile kind's details for a typed event (``""`` when it is within the profile)."""
+) -> dict[str, list[_Check]]:
+    """Per profile kind, the per-field tests of a typed event.
+
+    Plain column expressions, one per field (no higher-order functions), so that the projection
+    every event goes through is compiled whole by Spark.
+    """
     types = {f.name: f.dataType for f in schema.features.fields}
     floating = [n for n, t in types.items() if isinstance(t, DoubleType | FloatType)]
-    checks = {ErrorKind.NON_FINITE: _non_finite(typed, floating)}
-    ranges = profile.ranges() if profile else {}
-    categories = profile.categories() if profile else {}
-    checks[ErrorKind.OUT_OF_RANGE] = _out_of_range(
-        typed, {n: r for n, r in ranges.items() if n in types and n != EVENT_TIME}
-    )
-    checks[ErrorKind.UNSEEN_CATEGORY] = _unseen(
-        typed,
-        {n: v for n, v in categories.items() if isinstance(types.get(n), StringType)},
-    )
-    return checks
+    ranges = {n: r for n, r in (profile.ranges() if profile else {}).items() if n in types}
+    categories = {
+        n: v
+        for n, v in (profile.categories() if profile else {}).items()
+        if isinstance(types.get(n), StringType)
+    }
+
+    def number(name: str) -> Column:
+        return typed[name].cast("double")
+
+    return {
+        ErrorKind.NON_FINITE: [
+            _Check(
+                _is_non_finite(number(n)),
+                F.concat(F.lit(f"field '{n}' is "), number(n).cast("string")),
+            )
+            for n in floating
+        ],
+        ErrorKind.OUT_OF_RANGE: [
+            _Check(
+                ~_is_non_finite(number(n)) & ((number(n) < lo) | (number(n) > hi)),
+                F.concat(
+                    F.lit(f"field '{n}' is "),
+                    number(n).cast("string"),
+                    F.lit(f", outside the training range [{lo!r}, {hi!r}]"),
+                ),
+            )
+            for n, (lo, hi) in ranges.items()
+        ],
+        ErrorKind.UNSEEN_CATEGORY: [
+            _Check(
+                typed[n].isNotNull() & ~typed[n].isin(sorted(values)),
+                F.concat(
+                    F.lit(f"field '{n}' has '"), _snippet(typed[n]), F.lit("', unseen in training")
+                ),
+            )
+            for n, values in categories.items()
+        ],
+    }
 
 
-def _flags(checks: Mapping[str, Column], kinds: list[str]) -> Column:
-    """``KIND: detail; KIND: detail`` for the given kinds' non-empty details, else null."""
+def _failing(checks: list[_Check]) -> Column:
+    """The details of the failing checks, joined by ``; `` (``""`` when none fails)."""
+    return F.concat_ws("; ", *[F.when(c.fails, c.detail) for c in checks])
+
+
+def _flags(checks: dict[str, list[_Check]], kinds: list[str]) -> Column:
+    """``KIND: detail; KIND: detail`` for the given kinds' failing checks, else null."""
     flags = [
-        F.when(checks[kind] != "", F.concat(F.lit(f"{kind}: "), checks[kind])) for kind in kinds
+        F.when(_any([c.fails for c in checks[k]]), F.concat(F.lit(f"{k}: "), _failing(checks[k])))
+        for k in kinds
+        if checks[k]
     ]
     if not flags:
         return F.lit(None).cast("string")
@@ -270,41 +259,74 @@ def profile_flags(
     return _flags(checks, [k for k in PROFILE_KINDS if rules.policy(k) != Policy.IGNORE])
 
 
-def _string_confusions(typed: Column, text: Column, names: list[str]) -> Column:
-    """Details of string fields given a JSON number, boolean, object or array.
+_TOKEN_START = ("-", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "{", "[")
+
+
+def _string_confusions(typed: Column, text: Column, names: list[str]) -> list[_Check]:
+    """String fields given a JSON number, boolean, object or array.
 
     Spark's JSON reader turns any token into a string field's text, so ``3`` and ``"3"`` both
-    read as ``"3"``. Only a text that looks like such a token is checked against the raw
-    value (is the field given as a quoted string?), so the cost stays off ordinary values.
+    read as ``"3"``. Only a text that looks like such a token is looked up in the raw value
+    (is the field given as a quoted string?), so ordinary values cost a character test.
     """
-    if not names:
-        return F.lit("")
-    fields = F.array(
-        *[
-            F.struct(
-                F.lit(n).alias("name"),
-                F.lit(f'"\\Q{n}\\E"\\s*:\\s*"').alias("quoted"),
-                typed[n].alias("v"),
+    checks = []
+    for n in names:
+        value = typed[n]
+        looks_like_token = F.substring(value, 1, 1).isin(*_TOKEN_START) | value.isin(
+            "true", "false"
+        )
+        quoted = F.regexp_like(text, F.lit(_key_pattern(n) + '\\s*"'))
+        checks.append(
+            _Check(
+                looks_like_token & ~quoted,
+                F.concat(F.lit(f"field '{n}' is not string: "), _snippet(value)),
             )
-            for n in names
-        ]
-    )
-    confused = F.filter(
-        fields,
-        lambda f: F.coalesce(
-            F.regexp_like(f["v"], F.lit(r"^(-?[0-9].*|true|false|\{.*|\[.*)$"))
-            & ~F.regexp_like(text, f["quoted"]),
-            F.lit(False),
-        ),
-    )
-    return _joined(
-        F.transform(
-            confused,
-            lambda f: F.concat(
-                F.lit("field '"), f["name"], F.lit("' is not string: "), _snippet(f["v"])
+        )
+    return checks
+
+
+@dataclass(frozen=True)
+class JudgedEvents:
+    """Kafka records with their verdict.
+
+    Attributes:
+        frame: The records' columns plus ``_typed`` (the value parsed against the signature),
+            ``_ok`` (the model can score it) and ``profile_flags`` (why a scored record is
+            outside the training profile, else null). Every column is a plain expression that
+            Spark compiles whole: this is the projection every record goes through.
+        rejection: ``struct<kind, detail>`` saying why a record is rejected; evaluate it only
+            where ``_ok`` is false (it parses the value again to say what is wrong).
+        schema: The signature the records were judged against.
+    """
+
+    frame: DataFrame
+    rejection: Column
+    schema: EventSchema
+
+    def rejected_record(self) -> Column:
+        """A rejected record as a ``REJECTED_SCHEMA`` struct; null for a record that is ok."""
+        return F.when(
+            ~F.col("_ok"),
+            F.struct(
+                "key",
+                "value",
+                *_KAFKA_COORDINATES,
+                self.rejection["kind"].alias("error_kind"),
+                self.rejection["detail"].alias("error_detail"),
             ),
         )
+
+
+def _present_as_null(text: Column, name: str) -> Column:
+    """``text`` gives field ``name`` as JSON ``null`` (a byte search first, then a regex)."""
+    return F.contains(text, F.lit(f'"{name}"')) & F.regexp_like(
+        text, F.lit(_key_pattern(name) + "\\s*null\\b")
     )
+
+
+def _absent(text: Column, name: str) -> Column:
+    """``text`` does not name field ``name`` as a key."""
+    return ~(F.contains(text, F.lit(f'"{name}"')) & F.regexp_like(text, F.lit(_key_pattern(name))))
 
 
 def judge_events(
@@ -312,25 +334,86 @@ def judge_events(
     schema: EventSchema,
     rules: ParseRules | None = None,
     profile: DataProfile | None = None,
-) -> DataFrame:
-    """Every Kafka record with its verdict, in one pass over the values.
+) -> JudgedEvents:
+    """Judge every Kafka record, in one pass over the values.
 
-    Returns ``records``' columns plus ``_typed`` (the value parsed against the signature),
-    ``error_kind`` and ``error_detail`` (both null for a record the model can score) and
-    ``profile_flags`` (why a scored record is outside the training profile, else null).
+    A record is ok when its value is UTF-8 JSON holding one object and nothing after it, no
+    field is given twice, every required feature is present (``null`` counts as present: a
+    missing value for the model to impute), every present field has the signature's type
+    (string fields given as JSON strings), and no profile check whose policy is
+    ``quarantine`` fails (by default: numbers must be finite).
 
-    The value is parsed once, typed, and checked: one object and nothing after it, no field
-    given twice, string fields given as strings, finite numbers, and (with a profile) numbers
-    inside the training range and categories seen in training. Only a record that does not
-    clear is looked at again to say what is wrong with it.
+    The value is parsed once, typed, inside an array with a sentinel after it (so trailing
+    data or a second value fails the parse or adds an element), and its keys are read once
+    (a field given twice). A field that comes out null is looked up in the text: it must be
+    given as ``null`` (required) or be absent or ``null`` (optional), else it had the wrong
+    type. Never raises on record content.
     """
     rules = rules or ParseRules()
     max_bytes = rules.max_value_bytes
     json_schema = schema.json_schema()
-    typed_schema = StructType([*json_schema.fields, StructField(_CORRUPT, StringType())])
     text = F.col("value").cast("string")
+    fits = F.octet_length(F.col("value")) <= max_bytes
+    wrapped = F.concat(F.lit("["), text, F.lit(",{}]"))
+    parsed = records.select(
+        "*",
+        F.when(fits, F.from_json(wrapped, ArrayType(json_schema), _STRICT)).alias("_values"),
+        F.when(fits, _keys_of(text)).alias("_keys"),
+    ).select(
+        *records.columns,
+        F.col("_values")[0].alias("_typed"),
+        F.coalesce(F.size("_values") == 2, F.lit(False)).alias("_one"),
+        "_keys",
+    )
+    t, keys = F.col("_typed"), F.col("_keys")
+    strings = [f.name for f in schema.features.fields if isinstance(f.dataType, StringType)]
+    checks = _profile_checks(t, schema, profile)
+    confusions = _string_confusions(t, text, strings)
+    quarantined_kinds = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.QUARANTINE]
+    ok = (
+        t.isNotNull()
+        & F.col("_one")
+        & F.is_valid_utf8(text)
+        & (F.size(F.array_distinct(keys)) == F.size(keys))
+        & ~_any([c.fails for c in confusions])
+        & ~_any([c.fails for k in quarantined_kinds for c in checks[k]])
+    )
+    for f in json_schema.fields:
+        given = (
+            _present_as_null(text, f.name)
+            if f.name in schema.required
+            else _absent(text, f.name) | _present_as_null(text, f.name)
+        )
+        ok = ok & (t[f.name].isNotNull() | given)
+    flagged = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]
+    frame = parsed.select(
+        *records.columns,
+        "_typed",
+        "_keys",
+        "_one",
+        F.coalesce(ok, F.lit(False)).alias("_ok"),
+        _flags(checks, flagged).alias("profile_flags"),
+    )
+    rejection = _rejection(schema, rules, checks, confusions, text, max_bytes)
+    return JudgedEvents(frame=frame, rejection=rejection, schema=schema)
+
+
+def _rejection(
+    schema: EventSchema,
+    rules: ParseRules,
+    checks: dict[str, list[_Check]],
+    confusions: list[_Check],
+    text: Column,
+    max_bytes: int,
+) -> Column:
+    """Why a record was rejected: the first kind that applies, with a detail naming the field
+    and the value. Looks at the value again (untyped), so only for rejected records."""
+    keys = F.col("_keys")
     size = F.octet_length(F.col("value"))
-    typed = F.when(
+    typed_schema = StructType([*schema.json_schema().fields, StructField(_CORRUPT, StringType())])
+    # The value parsed on its own, leniently about what follows it and reporting a field of
+    # the wrong type as a corrupt record, and untyped: to say what is wrong.
+    t = F.when(
         size <= max_bytes,
         F.from_json(
             text,
@@ -338,50 +421,9 @@ def judge_events(
             {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_STRICT},
         ),
     )
-    keys = F.when(size <= max_bytes, F.json_object_keys(text))
-    parsed = records.select(
-        "*",
-        typed.alias("_typed"),
-        keys.alias("_keys"),
-        F.coalesce((size <= max_bytes) & _single_object(text), F.lit(False)).alias("_one"),
-        F.is_valid_utf8(text).alias("_utf8"),
-        size.alias("_size"),
-    )
-    t = F.col("_typed")
-    strings = [f.name for f in schema.features.fields if isinstance(f.dataType, StringType)]
-    checks = _profile_checks(t, schema, profile)
+    raw = F.when(size <= max_bytes, F.from_json(text, "map<string,string>", _STRICT))
     required = [n for n in schema.names if n in schema.required]
-    structural = (
-        F.col("value").isNotNull()
-        & F.col("_utf8")
-        & t.isNotNull()
-        & t[_CORRUPT].isNull()
-        & (F.size(F.array_distinct("_keys")) == F.size("_keys"))
-    )
-    for name in required:
-        structural = structural & t[name].isNotNull()
-    cleared = structural & F.col("_one")
-    for kind, detail in checks.items():
-        if rules.policy(kind) == Policy.QUARANTINE:
-            cleared = cleared & (detail == "")
-    staged = parsed.select(
-        "*",
-        F.coalesce(cleared, F.lit(False)).alias("_cleared"),
-        _string_confusions(t, text, strings).alias("_confused"),
-    )
-    cleared = F.col("_cleared") & (F.col("_confused") == "")
-    # The untyped view of the value, only for the records that did not clear.
-    raw_fields = F.when(
-        ~cleared & (F.col("_size") <= max_bytes),
-        F.from_json(text, "map<string,string>", _STRICT),
-    )
-    suspect = staged.select("*", cleared.alias("_ok"), raw_fields.alias("_fields"))
-    raw = F.col("_fields")
-    ok = F.col("_ok")
-
-    # Each check is written once over arrays of field names (higher-order functions), so the
-    # generated code stays small however many features the model has.
-    missing = F.filter(_string_array(required), lambda name: ~F.map_contains_key(raw, name))
+    missing = F.array_except(_string_array(required), F.coalesce(keys, _string_array([])))
     missing_detail = _joined(
         F.transform(missing, lambda name: F.concat(F.lit("missing field '"), name, F.lit("'")))
     )
@@ -392,7 +434,7 @@ def judge_events(
                 F.lit(f.dataType.simpleString()).alias("type"),
                 t[f.name].isNull().alias("untyped"),
             )
-            for f in json_schema.fields
+            for f in schema.json_schema().fields
         ]
     )
     mismatched = F.filter(
@@ -407,27 +449,14 @@ def judge_events(
             ),
         )
     )  # fmt: skip
-    keys_col = F.col("_keys")
     duplicated = F.array_distinct(
-        F.filter(keys_col, lambda k: F.size(F.filter(keys_col, lambda j: j == k)) > 1)
+        F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
     )
     duplicate_detail = _joined(
         F.transform(duplicated, lambda k: F.concat(F.lit("field '"), k, F.lit("' given twice")))
     )
-    checked = suspect.select(
-        "*",
-        F.when(~ok, missing_detail).alias("_missing"),
-        F.when(~ok, mismatch_detail).alias("_mismatch"),
-        F.when(~ok, duplicate_detail).alias("_duplicate"),
-        *[F.when(~ok, detail).alias(f"_{kind}") for kind, detail in checks.items()],
-        _flags(checks, [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]).alias(
-            "profile_flags"
-        ),
-    )
     starts_object = F.startswith(F.ltrim(text), F.lit("{"))
-    is_json = F.from_json(
-        F.concat(F.lit("["), text, F.lit("]")), "array<string>", _STRICT
-    ).isNotNull()
+    is_json = F.json_array_length(F.concat(F.lit("["), text, F.lit("]"))).isNotNull()
     concatenated = F.regexp_like(text, F.lit(r"(?s)^\s*\{.*\}\s*,?\s*[\{\[].*$"))
     # The typed parse read one clean object, but the value does not end there.
     first_object = t.isNotNull() & t[_CORRUPT].isNull() & ~F.col("_one")
@@ -438,19 +467,17 @@ def judge_events(
             ErrorKind.TOMBSTONE,
             F.lit("record has no value (a tombstone: null value)"),
         ),
-        (F.col("_size") == 0, ErrorKind.EMPTY_VALUE, F.lit("value is empty (zero bytes)")),
+        (size == 0, ErrorKind.EMPTY_VALUE, F.lit("value is empty (zero bytes)")),
         (
-            F.col("_size") > max_bytes,
+            size > max_bytes,
             ErrorKind.OVERSIZED,
-            F.format_string(
-                "value has %d bytes, more than the %d allowed", "_size", F.lit(max_bytes)
-            ),
+            F.format_string("value has %d bytes, more than the %d allowed", size, F.lit(max_bytes)),
         ),
-        (~F.col("_utf8"), ErrorKind.INVALID_UTF8, F.lit("value is not valid UTF-8")),
+        (~F.is_valid_utf8(text), ErrorKind.INVALID_UTF8, F.lit("value is not valid UTF-8")),
         (
             F.regexp_like(text, F.lit(r"^\s*$")),
             ErrorKind.EMPTY_VALUE,
-            F.format_string("value holds only whitespace (%d bytes)", "_size"),
+            F.format_string("value holds only whitespace (%d bytes)", size),
         ),
         (
             raw.isNull() & ~is_json & deep,
@@ -477,28 +504,29 @@ def judge_events(
             ErrorKind.MALFORMED_JSON,
             F.concat(F.lit("value is not valid JSON: "), _snippet(text)),
         ),
-        (F.col("_duplicate") != "", ErrorKind.DUPLICATE_FIELD, F.col("_duplicate")),
-        (F.col("_missing") != "", ErrorKind.MISSING_FIELD, F.col("_missing")),
-        (F.col("_mismatch") != "", ErrorKind.TYPE_MISMATCH, F.col("_mismatch")),
-        (F.col("_confused") != "", ErrorKind.TYPE_MISMATCH, F.col("_confused")),
+        (duplicate_detail != "", ErrorKind.DUPLICATE_FIELD, duplicate_detail),
+        (missing_detail != "", ErrorKind.MISSING_FIELD, missing_detail),
+        (mismatch_detail != "", ErrorKind.TYPE_MISMATCH, mismatch_detail),
+        (_any([c.fails for c in confusions]), ErrorKind.TYPE_MISMATCH, _failing(confusions)),
         *[
-            (F.col(f"_{kind}") != "", kind, F.col(f"_{kind}"))
+            (_any([c.fails for c in checks[kind]]), kind, _failing(checks[kind]))
             for kind in PROFILE_KINDS
             if rules.policy(kind) == Policy.QUARANTINE
         ],
     ]  # fmt: skip
-    error_kind = F.when(ok, F.lit(None).cast("string"))
-    error_detail = F.when(ok, F.lit(None).cast("string"))
+    verdict = F.when(F.lit(False), F.lit(None).cast("struct<kind:string,detail:string>"))
     for condition, kind, detail in verdicts:
-        error_kind = error_kind.when(condition, F.lit(kind))
-        error_detail = error_detail.when(condition, detail)
-    return checked.select(
-        *records.columns,
-        "_typed",
-        error_kind.alias("error_kind"),
-        error_detail.alias("error_detail"),
-        F.when(error_kind.isNull(), F.col("profile_flags")).alias("profile_flags"),
+        verdict = verdict.when(
+            condition, F.struct(F.lit(kind).alias("kind"), detail.alias("detail"))
+        )
+    # Never reached by the cases above; a record is never rejected without a reason.
+    fallback = F.struct(
+        F.lit(ErrorKind.MALFORMED_JSON).alias("kind"),
+        F.concat(F.lit("value was not accepted: "), F.coalesce(_snippet(text), F.lit(""))).alias(
+            "detail"
+        ),
     )
+    return verdict.otherwise(fallback)
 
 
 def _key_columns(key: Column) -> list[Column]:
@@ -514,13 +542,13 @@ def _key_columns(key: Column) -> list[Column]:
     ]
 
 
-def valid_rows(judged: DataFrame, schema: EventSchema) -> DataFrame:
+def valid_rows(judged: JudgedEvents) -> DataFrame:
     """The records the model can score, as typed rows (see :class:`ParsedEvents`)."""
-    return judged.where(F.col("error_kind").isNull()).select(
+    return judged.frame.where(F.col("_ok")).select(
         F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
         *_key_columns(F.col("key")),
         F.col(f"_typed.{EVENT_TIME}").alias(EVENT_TIME),
-        *[F.col("_typed")[name].alias(name) for name in schema.names],
+        *[F.col("_typed")[name].alias(name) for name in judged.schema.names],
         "profile_flags",
         *_KAFKA_COORDINATES,
     )
@@ -529,9 +557,13 @@ def valid_rows(judged: DataFrame, schema: EventSchema) -> DataFrame:
 QUARANTINE_COLUMNS = ("key", "value", *_KAFKA_COORDINATES, "error_kind", "error_detail")
 
 
-def rejected_rows(judged: DataFrame) -> DataFrame:
+def rejected_rows(judged: JudgedEvents) -> DataFrame:
     """The records to quarantine, raw, with their reason (see :class:`ParsedEvents`)."""
-    return judged.where(F.col("error_kind").isNotNull()).select(*QUARANTINE_COLUMNS)
+    return (
+        judged.frame.where(~F.col("_ok"))
+        .select(judged.rejected_record().alias("_rejected"))
+        .select("_rejected.*")
+    )
 
 
 def parse_events(
@@ -540,17 +572,11 @@ def parse_events(
     rules: ParseRules | None = None,
     profile: DataProfile | None = None,
 ) -> ParsedEvents:
-    """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit.
-
-    A record fits when its value is UTF-8 JSON holding one object and nothing else, no field
-    is given twice, every required feature is present (``null`` counts as present: a missing
-    value for the model to impute), every present field has the signature's type, and its
-    numbers are finite. With a profile, numbers outside the training range and categories
-    unseen in training are flagged (or quarantined, as ``rules`` says). Never raises on
-    record content.
+    """Split Kafka records (key, value, topic, partition, offset, timestamp) by whether they fit
+    (see :func:`judge_events`). Never raises on record content.
 
     Returns:
         The valid rows and the quarantined rows, each lazily derived from ``records``.
     """
     judged = judge_events(records, schema, rules, profile)
-    return ParsedEvents(valid=valid_rows(judged, schema), quarantined=rejected_rows(judged))
+    return ParsedEvents(valid=valid_rows(judged), quarantined=rejected_rows(judged))

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,7 +21,6 @@ from pyspark.sql import functions as F
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 from streaming.parse.events import (
-    QUARANTINE_COLUMNS,
     ParseRules,
     judge_events,
     rejected_rows,
@@ -158,16 +158,15 @@ class MicroBatchProcessor:
         version = model.identity.version
         judged = judge_events(records, model.schema, self.rules, model.profile)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
-        observed = judged.observe(
-            observation,
-            F.count(F.lit(1)).alias("rows_in"),
-            F.collect_list(
-                F.when(F.col("error_kind").isNotNull(), F.struct(*QUARANTINE_COLUMNS))
-            ).alias("rejected"),
+        observed = replace(
+            judged,
+            frame=judged.frame.observe(
+                observation,
+                F.count(F.lit(1)).alias("rows_in"),
+                F.collect_list(judged.rejected_record()).alias("rejected"),
+            ),
         )
-        scored = predictions_rows(
-            model.score(valid_rows(observed, model.schema)), model.identity, batch_id, now
-        )
+        scored = predictions_rows(model.score(valid_rows(observed)), model.identity, batch_id, now)
         self.predictions.append(
             scored, BatchRecord(self.predictions.app_id, batch_id, version, None)
         )
