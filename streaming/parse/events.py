@@ -25,6 +25,7 @@ __all__ = [
     "PROFILE_KINDS",
     "QUARANTINE_COLUMNS",
     "ErrorKind",
+    "EventJudge",
     "JudgedEvents",
     "ParseRules",
     "ParsedEvents",
@@ -302,6 +303,7 @@ class JudgedEvents:
     frame: DataFrame
     rejection: Column
     schema: EventSchema
+    valid_columns: tuple[Column, ...] = ()
 
     def rejected_record(self) -> Column:
         """A rejected record as a ``REJECTED_SCHEMA`` struct; null for a record that is ok."""
@@ -329,13 +331,12 @@ def _absent(text: Column, name: str) -> Column:
     return ~(F.contains(text, F.lit(f'"{name}"')) & F.regexp_like(text, F.lit(_key_pattern(name))))
 
 
-def judge_events(
-    records: DataFrame,
-    schema: EventSchema,
-    rules: ParseRules | None = None,
-    profile: DataProfile | None = None,
-) -> JudgedEvents:
-    """Judge every Kafka record, in one pass over the values.
+class EventJudge:
+    """Judges Kafka records against one model's signature, rules and training profile.
+
+    Every column expression is built once, here: a micro-batch only applies them (two
+    projections), so the per-batch cost on the driver does not grow with the number of
+    checks. Build one per model version and reuse it for every batch it scores.
 
     A record is ok when its value is UTF-8 JSON holding one object and nothing after it, no
     field is given twice, every required feature is present (``null`` counts as present: a
@@ -349,53 +350,91 @@ def judge_events(
     given as ``null`` (required) or be absent or ``null`` (optional), else it had the wrong
     type. Never raises on record content.
     """
-    rules = rules or ParseRules()
-    max_bytes = rules.max_value_bytes
-    json_schema = schema.json_schema()
-    text = F.col("value").cast("string")
-    fits = F.octet_length(F.col("value")) <= max_bytes
-    wrapped = F.concat(F.lit("["), text, F.lit(",{}]"))
-    parsed = records.select(
-        "*",
-        F.when(fits, F.from_json(wrapped, ArrayType(json_schema), _STRICT)).alias("_values"),
-        F.when(fits, _keys_of(text)).alias("_keys"),
-    ).select(
-        *records.columns,
-        F.col("_values")[0].alias("_typed"),
-        F.coalesce(F.size("_values") == 2, F.lit(False)).alias("_one"),
-        "_keys",
-    )
-    t, keys = F.col("_typed"), F.col("_keys")
-    strings = [f.name for f in schema.features.fields if isinstance(f.dataType, StringType)]
-    checks = _profile_checks(t, schema, profile)
-    confusions = _string_confusions(t, text, strings)
-    quarantined_kinds = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.QUARANTINE]
-    ok = (
-        t.isNotNull()
-        & F.col("_one")
-        & F.is_valid_utf8(text)
-        & (F.size(F.array_distinct(keys)) == F.size(keys))
-        & ~_any([c.fails for c in confusions])
-        & ~_any([c.fails for k in quarantined_kinds for c in checks[k]])
-    )
-    for f in json_schema.fields:
-        given = (
-            _present_as_null(text, f.name)
-            if f.name in schema.required
-            else _absent(text, f.name) | _present_as_null(text, f.name)
+
+    def __init__(
+        self,
+        schema: EventSchema,
+        rules: ParseRules | None = None,
+        profile: DataProfile | None = None,
+    ) -> None:
+        rules = rules or ParseRules()
+        self.schema = schema
+        max_bytes = rules.max_value_bytes
+        json_schema = schema.json_schema()
+        text = F.col("value").cast("string")
+        fits = F.octet_length(F.col("value")) <= max_bytes
+        wrapped = F.concat(F.lit("["), text, F.lit(",{}]"))
+        self._parse = [
+            F.when(fits, F.from_json(wrapped, ArrayType(json_schema), _STRICT)).alias("_values"),
+            F.when(fits, _keys_of(text)).alias("_keys"),
+        ]
+        self._unwrap = [
+            F.col("_values")[0].alias("_typed"),
+            F.coalesce(F.size("_values") == 2, F.lit(False)).alias("_one"),
+            F.col("_keys"),
+        ]
+        t, keys = F.col("_typed"), F.col("_keys")
+        strings = [f.name for f in schema.features.fields if isinstance(f.dataType, StringType)]
+        checks = _profile_checks(t, schema, profile)
+        confusions = _string_confusions(t, text, strings)
+        quarantined_kinds = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.QUARANTINE]
+        ok = (
+            t.isNotNull()
+            & F.col("_one")
+            & F.is_valid_utf8(text)
+            & (F.size(F.array_distinct(keys)) == F.size(keys))
+            & ~_any([c.fails for c in confusions])
+            & ~_any([c.fails for k in quarantined_kinds for c in checks[k]])
         )
-        ok = ok & (t[f.name].isNotNull() | given)
-    flagged = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]
-    frame = parsed.select(
-        *records.columns,
-        "_typed",
-        "_keys",
-        "_one",
-        F.coalesce(ok, F.lit(False)).alias("_ok"),
-        _flags(checks, flagged).alias("profile_flags"),
-    )
-    rejection = _rejection(schema, rules, checks, confusions, text, max_bytes)
-    return JudgedEvents(frame=frame, rejection=rejection, schema=schema)
+        for f in json_schema.fields:
+            given = (
+                _present_as_null(text, f.name)
+                if f.name in schema.required
+                else _absent(text, f.name) | _present_as_null(text, f.name)
+            )
+            ok = ok & (t[f.name].isNotNull() | given)
+        flagged = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]
+        self._verdict = [
+            F.col("_typed"),
+            F.col("_keys"),
+            F.col("_one"),
+            F.coalesce(ok, F.lit(False)).alias("_ok"),
+            _flags(checks, flagged).alias("profile_flags"),
+        ]
+        self.rejection = _rejection(schema, rules, checks, confusions, text, max_bytes)
+        self.valid_columns = [
+            F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
+            *_key_columns(F.col("key")),
+            F.col(f"_typed.{EVENT_TIME}").alias(EVENT_TIME),
+            *[F.col("_typed")[name].alias(name) for name in schema.names],
+            F.col("profile_flags"),
+            *[F.col(c) for c in _KAFKA_COORDINATES],
+        ]
+
+    def judge(self, records: DataFrame) -> JudgedEvents:
+        """Judge ``records`` (key, value, topic, partition, offset, timestamp, ...)."""
+        kept = [F.col(c) for c in records.columns]
+        frame = (
+            records.select(*kept, *self._parse)
+            .select(*kept, *self._unwrap)
+            .select(*kept, *self._verdict)
+        )
+        return JudgedEvents(
+            frame=frame,
+            rejection=self.rejection,
+            schema=self.schema,
+            valid_columns=tuple(self.valid_columns),
+        )
+
+
+def judge_events(
+    records: DataFrame,
+    schema: EventSchema,
+    rules: ParseRules | None = None,
+    profile: DataProfile | None = None,
+) -> JudgedEvents:
+    """Judge every Kafka record, in one pass over the values (see :class:`EventJudge`)."""
+    return EventJudge(schema, rules, profile).judge(records)
 
 
 def _rejection(
@@ -544,14 +583,7 @@ def _key_columns(key: Column) -> list[Column]:
 
 def valid_rows(judged: JudgedEvents) -> DataFrame:
     """The records the model can score, as typed rows (see :class:`ParsedEvents`)."""
-    return judged.frame.where(F.col("_ok")).select(
-        F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
-        *_key_columns(F.col("key")),
-        F.col(f"_typed.{EVENT_TIME}").alias(EVENT_TIME),
-        *[F.col("_typed")[name].alias(name) for name in judged.schema.names],
-        "profile_flags",
-        *_KAFKA_COORDINATES,
-    )
+    return judged.frame.where(F.col("_ok")).select(*judged.valid_columns)
 
 
 QUARANTINE_COLUMNS = ("key", "value", *_KAFKA_COORDINATES, "error_kind", "error_detail")

@@ -21,11 +21,12 @@ from pyspark.sql import functions as F
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 from streaming.parse.events import (
+    EventJudge,
     ParseRules,
-    judge_events,
     rejected_rows,
     valid_rows,
 )
+from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
 from streaming.sink.tables import REJECTED_SCHEMA, predictions_rows, quarantine_rows
@@ -33,6 +34,7 @@ from streaming.sink.tables import REJECTED_SCHEMA, predictions_rows, quarantine_
 __all__ = ["BatchSink", "MicroBatchProcessor", "ModelSource"]
 
 _OUTCOMES_KEPT = 32
+_JUDGES_KEPT = 4  # the serving version, a replayed batch's version, a swap's new one
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,21 @@ class MicroBatchProcessor:
         self.committed_through = -1 if committed_through is None else committed_through
         self.clock = clock
         self.rules = rules or ParseRules()
+        self._judges: dict[ModelIdentity, EventJudge] = {}
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
+
+    def _judge(self, model: LoadedModel) -> EventJudge:
+        """The record judge of ``model``, built once per model version (building it is the
+        costly part on the driver; applying it to a batch is two projections)."""
+        judge = self._judges.get(model.identity)
+        if judge is None or judge.schema != model.schema:
+            judge = EventJudge(model.schema, self.rules, model.profile)
+            if len(self._judges) >= _JUDGES_KEPT:
+                self._judges.clear()
+            self._judges[model.identity] = judge
+        return judge
 
     def _model_for(self, batch_id: int) -> LoadedModel:
         replay = self.replay
@@ -156,7 +170,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         now = self.clock()
         version = model.identity.version
-        judged = judge_events(records, model.schema, self.rules, model.profile)
+        judged = self._judge(model).judge(records)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
         observed = replace(
             judged,
@@ -166,7 +180,17 @@ class MicroBatchProcessor:
                 F.collect_list(judged.rejected_record()).alias("rejected"),
             ),
         )
-        scored = predictions_rows(model.score(valid_rows(observed)), model.identity, batch_id, now)
+        # The batch's lineage (batch id, scored-at) enters the plan as literals that Spark writes
+        # into its generated code. The observation below is a stage boundary: the compiled
+        # parse-and-score code is then the same for every batch and compiled once, and only the
+        # small projection that adds the lineage is compiled per batch.
+        boundary = Observation(f"scored_{batch_id}_{uuid.uuid4().hex}")
+        scored = predictions_rows(
+            model.score(valid_rows(observed)).observe(boundary, F.count(F.lit(1)).alias("rows")),
+            model.identity,
+            batch_id,
+            now,
+        )
         self.predictions.append(
             scored, BatchRecord(self.predictions.app_id, batch_id, version, None)
         )
@@ -186,7 +210,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
-        judged = judge_events(records, model.schema, self.rules, model.profile)
+        judged = self._judge(model).judge(records)
         rejected = rejected_rows(judged).collect()
         if rejected and not self.quarantine.has_batch(batch_id):
             frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)

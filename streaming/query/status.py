@@ -105,7 +105,13 @@ def read_status(
 
         from streaming.source.client import kafka_python_config
 
-        config = {"request_timeout_ms": 15000, **kafka_python_config(client_options or {})}
+        # No consumer group: only end offsets are read, and nothing is committed (saying so
+        # keeps kafka-python from warning that auto-commit is off).
+        config = {
+            "request_timeout_ms": 15000,
+            "enable_auto_commit": False,
+            **kafka_python_config(client_options or {}),
+        }
         consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **config)
         try:
             parts = [TopicPartition(t, p) for t, ps in offsets.items() for p in ps]

@@ -12,12 +12,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import SparkSession
 
+from infra.profile import PROFILE_METADATA_KEY, DataProfile
 from infra.tracking import TrackingStore
 from models.aliases import CHALLENGER, CHAMPION, model_uri
 from models.listings import (
     CATEGORICAL_COLUMNS,
     FEATURE_COLUMNS,
     ID_COLUMN,
+    NUMERIC_COLUMNS,
     DataSource,
     load_listings,
 )
@@ -148,3 +150,27 @@ def test_a_new_version_is_challenger_and_leaves_the_champion(
         CHAMPION: "1",
         CHALLENGER: "2",
     }
+
+
+def test_the_training_data_profile_is_logged_beside_the_model_and_in_the_run(
+    spark: SparkSession,
+    first_run: TrainResult,
+    registered_name: str,
+    tracking_store: TrackingStore,
+    listings_table: str,
+) -> None:
+    info = mlflow.models.get_model_info(model_uri(registered_name, CHAMPION))
+    profile = DataProfile.from_dict(info.metadata[PROFILE_METADATA_KEY])
+
+    assert set(profile.numeric) == set(NUMERIC_COLUMNS)
+    assert set(profile.categorical) == set(CATEGORICAL_COLUMNS)
+    frame = load_listings(spark, DataSource(listings_table)).frame
+    for name, numeric in profile.numeric.items():
+        values = [r[0] for r in frame.select(name).dropna().collect()]
+        assert min(values) <= numeric.minimum <= numeric.maximum <= max(values), name
+        assert set(numeric.quantiles) == {"p01", "p05", "p50", "p95", "p99"}
+    for name, categorical in profile.categorical.items():
+        seen = {r[0] for r in frame.select(name).dropna().distinct().collect()}
+        assert categorical.complete and categorical.values <= seen, name
+    logged = mlflow.artifacts.load_dict(f"runs:/{first_run.run_id}/data_profile.json")
+    assert DataProfile.from_dict(logged) == profile

@@ -46,7 +46,9 @@ def test_status_shows_the_lag_the_last_batch_and_its_model_version(
     ]
     assert main(argv, {}) == 0
 
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "WARNING" not in captured.err and "warning" not in captured.err
     assert f"model version of last batch: {version}" in out
     assert "rows in last batch: 12" in out
     lags = [line.split("\t") for line in out.splitlines() if line.startswith(topic)]
