@@ -44,6 +44,7 @@ def test_status_shows_the_lag_the_last_batch_and_its_model_version(
         "--predictions-table",
         settings.predictions_table,
     ]
+    capsys.readouterr()  # what registering the model printed
     assert main(argv, {}) == 0
 
     captured = capsys.readouterr()
