@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from infra.errors import first_line
 from infra.tracking import TrackingStore, configure_tracking
@@ -17,6 +18,10 @@ from streaming.settings import (
 )
 from streaming.sink.delta import check_table_location
 from streaming.source.kafka import check_broker_reachable
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+    from pyspark.sql import SparkSession
 
 __all__ = ["batch", "produce", "run", "status"]
 
@@ -35,39 +40,54 @@ def run(settings: ServiceSettings) -> int:
     Returns:
         0 after a clean stop or an ``available-now`` drain; 1 when the query failed.
     """
-    from mlflow.tracking import MlflowClient
-    from pyspark.errors import StreamingQueryException
+    from concurrent.futures import ThreadPoolExecutor
 
     from infra.spark import command_session
-    from streaming.ops.metrics import ServiceMetrics
-    from streaming.query.service import InferenceService, stop_on_signals
 
     # What can be checked without Spark is checked before it starts (it takes seconds).
     check_broker_reachable(settings.bootstrap_servers)
     for table in (settings.predictions_table, settings.quarantine_table):
         check_table_location(table)
+    # MLflow takes seconds to import and to open its store, and the JVM seconds to start:
+    # the two happen side by side.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry") as pool:
+        client_ready = pool.submit(_registry_client, settings)
+        with command_session(
+            f"streaming-inference:{settings.query_name}",
+            settings.project_home.spark_jars,
+            settings.master,
+            settings.conf,
+            settings.spark_log_level,
+            settings.jvm_output,
+        ) as spark:
+            return _serve(spark, settings, client_ready.result())
+
+
+def _registry_client(settings: SparkCommand) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
     store = _tracking(settings)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
-    with command_session(
-        f"streaming-inference:{settings.query_name}",
-        settings.project_home.spark_jars,
-        settings.master,
-        settings.conf,
-        settings.spark_log_level,
-        settings.jvm_output,
-    ) as spark:
-        service = InferenceService(spark, settings, client, ServiceMetrics())
-        with stop_on_signals(service):
-            service.start()
-            try:
-                service.run_until_stopped()
-            except StreamingQueryException as e:
-                print(
-                    f"error: query {settings.query_name} failed: {first_line(e)} "
-                    f"(restart to resume from {settings.checkpoint_dir})",
-                    file=sys.stderr,
-                )
-                return 1
+    return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+def _serve(spark: SparkSession, settings: ServiceSettings, client: MlflowClient) -> int:
+    from pyspark.errors import StreamingQueryException
+
+    from streaming.ops.metrics import ServiceMetrics
+    from streaming.query.service import InferenceService, stop_on_signals
+
+    service = InferenceService(spark, settings, client, ServiceMetrics())
+    with stop_on_signals(service):
+        service.start()
+        try:
+            service.run_until_stopped()
+        except StreamingQueryException as e:
+            print(
+                f"error: query {settings.query_name} failed: {first_line(e)} "
+                f"(restart to resume from {settings.checkpoint_dir})",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec
 from pyspark.sql.types import DataType, StringType, StructField, StructType, TimestampType
 
 from streaming.errors import ModelLoadError
+
+if TYPE_CHECKING:  # mlflow takes seconds to import; the command line must not wait for it
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec
 
 __all__ = ["EVENT_ID", "EVENT_TIME", "EventSchema", "event_schema_from_signature"]
 
@@ -73,6 +76,8 @@ def event_schema_from_signature(signature: ModelSignature | None, model_uri: str
         raise ModelLoadError(
             f"model {model_uri} has no input signature: log it with signature=infer_signature(...)"
         )
+    from mlflow.types.schema import ColSpec
+
     inputs = signature.inputs.inputs
     if not all(isinstance(column, ColSpec) and column.name for column in inputs):
         raise ModelLoadError(

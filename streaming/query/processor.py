@@ -31,7 +31,7 @@ from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
 from streaming.sink.tables import REJECTED_SCHEMA, predictions_rows, quarantine_rows
 
-__all__ = ["BatchSink", "MicroBatchProcessor", "ModelSource"]
+__all__ = ["BatchSink", "JudgeCache", "MicroBatchProcessor", "ModelSource"]
 
 _OUTCOMES_KEPT = 32
 _JUDGES_KEPT = 4  # the serving version, a replayed batch's version, a swap's new one
@@ -67,6 +67,32 @@ class BatchSink(Protocol):
     def has_batch(self, batch_id: int) -> bool: ...
 
 
+class JudgeCache:
+    """The record judge of each model version, built once (building one is the costly part on
+    the driver, a second or more for a wide model; applying it to a batch is two projections).
+
+    ``for_model`` is safe to call from the thread that loads a new version, so that the judge
+    is ready before the batch that first uses it.
+    """
+
+    def __init__(self, rules: ParseRules | None = None) -> None:
+        self.rules = rules or ParseRules()
+        self._judges: dict[ModelIdentity, EventJudge] = {}
+        self._lock = threading.Lock()
+
+    def for_model(self, model: LoadedModel) -> EventJudge:
+        with self._lock:
+            judge = self._judges.get(model.identity)
+        if judge is not None and judge.schema == model.schema:
+            return judge
+        judge = EventJudge(model.schema, self.rules, model.profile)
+        with self._lock:
+            if len(self._judges) >= _JUDGES_KEPT:
+                self._judges.clear()
+            self._judges[model.identity] = judge
+        return judge
+
+
 class MicroBatchProcessor:
     """Parse, score and write one micro-batch; every Kafka offset to exactly one table.
 
@@ -82,6 +108,8 @@ class MicroBatchProcessor:
         clock: The scored-at time; injectable for tests.
         rules: How records are judged (value size limit, profile policies); each batch is
             judged against its model's signature and data profile.
+        judges: Where the judges of the model versions are kept (one built from ``rules``
+            when not given); pass the one the model loader also fills.
     """
 
     def __init__(
@@ -94,6 +122,7 @@ class MicroBatchProcessor:
         committed_through: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
         rules: ParseRules | None = None,
+        judges: JudgeCache | None = None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -102,22 +131,13 @@ class MicroBatchProcessor:
         self.replay = replay
         self.committed_through = -1 if committed_through is None else committed_through
         self.clock = clock
-        self.rules = rules or ParseRules()
-        self._judges: dict[ModelIdentity, EventJudge] = {}
+        self.judges = judges or JudgeCache(rules)
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
 
     def _judge(self, model: LoadedModel) -> EventJudge:
-        """The record judge of ``model``, built once per model version (building it is the
-        costly part on the driver; applying it to a batch is two projections)."""
-        judge = self._judges.get(model.identity)
-        if judge is None or judge.schema != model.schema:
-            judge = EventJudge(model.schema, self.rules, model.profile)
-            if len(self._judges) >= _JUDGES_KEPT:
-                self._judges.clear()
-            self._judges[model.identity] = judge
-        return judge
+        return self.judges.for_model(model)
 
     def _model_for(self, batch_id: int) -> LoadedModel:
         replay = self.replay

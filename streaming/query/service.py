@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -18,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.progress import BatchLogListener
 from streaming.query.checkpoint import plan_start, read_checkpoint_state
-from streaming.query.processor import MicroBatchProcessor
+from streaming.query.processor import JudgeCache, MicroBatchProcessor
 from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
 from streaming.sink.delta import DeltaSink
@@ -75,8 +75,14 @@ class InferenceService:
             QUARANTINE_PARTITION,
             app_id=f"{s.app_id}:quarantine",
         )
+        self.judges = JudgeCache(s.parse_rules)
         self.models = ModelProvider(
-            self.spark, s.model_uri, self.client, s.model_poll_seconds, self.metrics
+            self.spark,
+            s.model_uri,
+            self.client,
+            s.model_poll_seconds,
+            self.metrics,
+            prepare=self.judges.for_model,
         )
         self.query: StreamingQuery | None = None
         self.processor: MicroBatchProcessor | None = None
@@ -100,15 +106,19 @@ class InferenceService:
             max_offsets_per_trigger=s.max_offsets_per_trigger,
             extra=s.kafka_options,
         )
-        # The model downloads and passes its smoke prediction while the broker and the tables
-        # are checked: the two take about as long as each other.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-start") as pool:
-            model_ready = pool.submit(self.models.start)
+        # The model downloads, passes its smoke prediction and gets its record judge while the
+        # two tables are created or checked and the broker is asked who it is: side by side,
+        # each is mostly waiting for the JVM.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="start") as pool:
+            started: list[Future[object]] = [
+                pool.submit(self.models.start),
+                pool.submit(self.predictions.ensure_table),
+                pool.submit(self.quarantine.ensure_table),
+            ]
             check_broker_reachable(s.bootstrap_servers)
             check_kafka_access(self.spark, options)
-            self.predictions.ensure_table()
-            self.quarantine.ensure_table()
-            model_ready.result()
+            for future in started:
+                future.result()
         checkpoint = str(s.checkpoint_dir)
         predictions_last = self.predictions.last_batch()
         plan = plan_start(
@@ -133,7 +143,7 @@ class InferenceService:
             self.metrics,
             replay=plan.replay,
             committed_through=predictions_last.batch_id if predictions_last else None,
-            rules=s.parse_rules,
+            judges=self.judges,
         )
         self.models.follow_in_background()
         self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)

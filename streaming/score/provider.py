@@ -63,6 +63,8 @@ class ModelProvider:
         poll_seconds: How often, at most, the alias is looked up.
         metrics: Where swaps and failed swaps are counted.
         clock: Monotonic seconds; injectable for tests.
+        prepare: Called with every version loaded, in the thread that loaded it (the service
+            builds the version's record judge there, off the batch path).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class ModelProvider:
         poll_seconds: float = 30.0,
         metrics: ServiceMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        prepare: Callable[[LoadedModel], object] | None = None,
     ) -> None:
         self.spark = spark
         self.reference = ModelReference.parse(model_uri)
@@ -80,6 +83,7 @@ class ModelProvider:
         self.poll_seconds = poll_seconds
         self.metrics = metrics or ServiceMetrics()
         self.clock = clock
+        self.prepare = prepare
         self._current: LoadedModel | None = None
         self._ready: LoadedModel | None = None  # checked in the background, not yet serving
         self._last_poll = 0.0
@@ -176,7 +180,7 @@ class ModelProvider:
             version=str(mv.version),
             run_id=mv.run_id,
         )
-        return load_model(self.spark, identity.uri, identity)
+        return self._load(identity)
 
     def _candidate(self, when: str) -> LoadedModel | None:
         """The alias's version if it is new, loaded and checked; ``None`` to keep serving."""
@@ -232,7 +236,10 @@ class ModelProvider:
         )
 
     def _load(self, identity: ModelIdentity) -> LoadedModel:
-        return load_model(self.spark, identity.uri, identity)
+        loaded = load_model(self.spark, identity.uri, identity)
+        if self.prepare is not None:
+            self.prepare(loaded)
+        return loaded
 
 
 def _run_id_of(uri: str) -> str | None:
