@@ -32,6 +32,7 @@ from streaming.settings import (
     ServiceSettings,
     StatusSettings,
     StreamingCommand,
+    VerifySettings,
 )
 
 __all__ = ["COMMANDS", "build_parser", "kafka_options_from", "main"]
@@ -49,6 +50,11 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
         ProduceSettings,
         "send the events of a JSON-lines file to a topic",
         commands.produce,
+    ),
+    "verify": (
+        VerifySettings,
+        "check every offset of a topic landed once and predictions reproduce",
+        commands.verify,
     ),
 }
 

@@ -15,6 +15,7 @@ from streaming.settings import (
     ServiceSettings,
     SparkCommand,
     StatusSettings,
+    VerifySettings,
 )
 from streaming.sink.delta import check_table_location
 from streaming.source.kafka import check_broker_reachable
@@ -23,7 +24,9 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
     from pyspark.sql import SparkSession
 
-__all__ = ["batch", "produce", "run", "status"]
+    from streaming.score.model import LoadedModel
+
+__all__ = ["batch", "produce", "run", "status", "verify"]
 
 log = logging.getLogger("streaming")
 
@@ -152,3 +155,40 @@ def produce(settings: ProduceSettings) -> int:
     )
     print(f"sent {sent} events from {settings.input} to {settings.topic}")
     return 0
+
+
+def verify(settings: VerifySettings) -> int:
+    """Check the two tables against the topic; exit 0 when every offset landed once and every
+    prediction is reproduced, 1 when not."""
+    from infra.spark import command_session
+    from streaming.query.verify import verify as check
+    from streaming.score.provider import ModelProvider
+    from streaming.sink.delta import read_table
+    from streaming.source.kafka import read_kafka_topic
+
+    check_broker_reachable(settings.bootstrap_servers)
+    client = _registry_client(settings)
+    with command_session(
+        "streaming-inference:verify",
+        settings.project_home.spark_jars,
+        settings.master,
+        settings.conf,
+        settings.spark_log_level,
+        settings.jvm_output,
+    ) as spark:
+
+        def model_version(name: str, version: str) -> LoadedModel:
+            return ModelProvider(spark, f"models:/{name}/{version}", client).start()
+
+        verdict = check(
+            read_kafka_topic(
+                spark, settings.bootstrap_servers, settings.topic, settings.kafka_options
+            ),
+            read_table(spark, settings.predictions_table),
+            read_table(spark, settings.quarantine_table),
+            None if settings.skip_rescore else model_version,
+            settings.parse_rules,
+            topics=(settings.topic,),
+        )
+    print(verdict.to_json() if settings.output == "json" else verdict.render())
+    return 0 if verdict.ok else 1

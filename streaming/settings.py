@@ -22,12 +22,14 @@ from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES, ParseRules
 __all__ = [
     "BatchSettings",
     "KafkaClientSettings",
+    "ParseCommand",
     "ProduceSettings",
     "ServiceSettings",
     "SparkCommand",
     "StatusSettings",
     "StreamingCommand",
     "Trigger",
+    "VerifySettings",
     "check_starting_offsets",
     "is_secret_option",
     "parse_trigger",
@@ -217,7 +219,48 @@ class SparkCommand(StreamingCommand, TrackingCommand):
         return value
 
 
-class ServiceSettings(KafkaClientSettings, SparkCommand):
+class ParseCommand(StreamingCommand):
+    """Options of a command that judges Kafka records as the service does."""
+
+    max_value_bytes: int = Field(
+        DEFAULT_MAX_VALUE_BYTES,
+        gt=0,
+        description="a larger Kafka value is quarantined as oversized, without being parsed",
+    )
+    profile_policy: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="what happens to an event outside the training data's profile, "
+        "KIND=quarantine|flag|ignore, repeatable; kinds: non_finite (default quarantine), "
+        "out_of_range and unseen_category (default flag) "
+        "[env STREAMING_PROFILE_POLICY=KIND=POLICY,KIND=POLICY]",
+        json_schema_extra={"repeatable": True, "metavar": "KIND=POLICY"},
+    )
+
+    @field_validator("profile_policy", mode="before")
+    @classmethod
+    def _policy_pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [item for item in value.split(",") if item.strip()]
+        if isinstance(value, list | tuple):
+            value = key_value_pairs(value, "--profile-policy")
+        return value
+
+    @field_validator("profile_policy")
+    @classmethod
+    def _policies(cls, value: dict[str, str]) -> dict[str, str]:
+        try:
+            ParseRules(policies=value)
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    @property
+    def parse_rules(self) -> ParseRules:
+        """How records are judged: the value size limit and the profile policies."""
+        return ParseRules(max_value_bytes=self.max_value_bytes, policies=self.profile_policy)
+
+
+class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     """Everything the streaming service (``run``) needs, validated at start."""
 
     model_uri: str = Field(
@@ -252,19 +295,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
     )
     dedup_watermark: str | None = Field(
         None, description="drop a repeated event_id within this much time, e.g. '10 minutes'"
-    )
-    max_value_bytes: int = Field(
-        DEFAULT_MAX_VALUE_BYTES,
-        gt=0,
-        description="a larger Kafka value is quarantined as oversized, without being parsed",
-    )
-    profile_policy: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict,
-        description="what happens to an event outside the training data's profile, "
-        "KIND=quarantine|flag|ignore, repeatable; kinds: non_finite (default quarantine), "
-        "out_of_range and unseen_category (default flag) "
-        "[env STREAMING_PROFILE_POLICY=KIND=POLICY,KIND=POLICY]",
-        json_schema_extra={"repeatable": True, "metavar": "KIND=POLICY"},
     )
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
     metrics_host: str = Field(
@@ -305,29 +335,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand):
         if value is not None and not _DURATION.match(value):
             raise ValueError("is not a duration: use e.g. '10 minutes', '30 seconds', '1 hour'")
         return value
-
-    @field_validator("profile_policy", mode="before")
-    @classmethod
-    def _policy_pairs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [item for item in value.split(",") if item.strip()]
-        if isinstance(value, list | tuple):
-            value = key_value_pairs(value, "--profile-policy")
-        return value
-
-    @field_validator("profile_policy")
-    @classmethod
-    def _policies(cls, value: dict[str, str]) -> dict[str, str]:
-        try:
-            ParseRules(policies=value)
-        except ValueError as e:
-            raise ValueError(str(e)) from None
-        return value
-
-    @property
-    def parse_rules(self) -> ParseRules:
-        """How records are judged: the value size limit and the profile policies."""
-        return ParseRules(max_value_bytes=self.max_value_bytes, policies=self.profile_policy)
 
     @field_validator("trigger", mode="before")
     @classmethod
@@ -374,6 +381,19 @@ class BatchSettings(SparkCommand):
     )
     model_uri: str = Field(description="models:/NAME@ALIAS, models:/NAME/VERSION, or any URI")
     predictions_table: str = Field(description="Delta table path of predictions")
+
+
+class VerifySettings(KafkaClientSettings, SparkCommand, ParseCommand):
+    """``verify``: every offset of a topic landed once in the two tables, and every
+    prediction is reproduced by its row's model version."""
+
+    topic: str = Field(description="topic whose records are checked")
+    predictions_table: str = Field(description="Delta table path of predictions")
+    quarantine_table: str = Field(description="Delta table path of quarantined records")
+    skip_rescore: bool = Field(
+        False, description="check offsets only, without scoring the predictions again"
+    )
+    output: Literal["text", "json"] = Field("text", description="text for people, or json")
 
 
 class StatusSettings(KafkaClientSettings):

@@ -23,7 +23,7 @@ from pyspark.sql.types import StructType
 from infra.errors import first_line
 from streaming.errors import ConfigurationError
 
-__all__ = ["BatchRecord", "DeltaSink", "check_table_location"]
+__all__ = ["BatchRecord", "DeltaSink", "check_table_location", "read_table"]
 
 log = logging.getLogger(__name__)
 _HISTORY_DEPTH = 200
@@ -84,6 +84,17 @@ def check_table_location(path: str) -> None:
         raise ConfigurationError(f"cannot use {path} as a table: {anchor} is a file, not a folder")
     if not os.access(anchor, os.W_OK | os.X_OK):
         raise ConfigurationError(f"cannot write table {path}: no write permission on {anchor}")
+
+
+def read_table(spark: SparkSession, path: str) -> DataFrame:
+    """The Delta table at ``path``.
+
+    Raises:
+        ConfigurationError: there is no Delta table there.
+    """
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise ConfigurationError(f"no Delta table at {path}")
+    return spark.read.format("delta").load(path)
 
 
 class DeltaSink:

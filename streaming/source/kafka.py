@@ -18,6 +18,7 @@ __all__ = [
     "check_kafka_access",
     "kafka_source_options",
     "read_kafka_stream",
+    "read_kafka_topic",
 ]
 
 KAFKA_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
@@ -57,6 +58,20 @@ def kafka_source_options(
 def read_kafka_stream(spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
     """A streaming DataFrame of Kafka records (key, value, topic, partition, offset, timestamp)."""
     return spark.readStream.format("kafka").options(**options).load().select(*KAFKA_COLUMNS)
+
+
+def read_kafka_topic(
+    spark: SparkSession,
+    bootstrap_servers: str,
+    topic: str,
+    extra: Mapping[str, str | SecretStr] | None = None,
+) -> DataFrame:
+    """Every record a topic holds now, as a batch DataFrame (the stream's columns)."""
+    options = kafka_source_options(
+        bootstrap_servers, topics=(topic,), starting_offsets="earliest", extra=extra
+    )
+    options["endingOffsets"] = "latest"
+    return spark.read.format("kafka").options(**options).load().select(*KAFKA_COLUMNS)
 
 
 def check_kafka_access(

@@ -116,6 +116,8 @@ def test_the_alias_is_followed_between_batches_and_never_within_one(
     registry.register_spark(base_model, training_frame(spark))
     process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
     process(records(spark, mixed_events(10, bad_every=0)), 0)
+    loaded: list[str | None] = []
+    process.models.prepare = lambda model: loaded.append(model.identity.version)  # type: ignore[attr-defined]
 
     steeper = fit_pipeline(training_frame(spark, slope=90.0))
     v2 = registry.register_spark(steeper, training_frame(spark), alias="champion")
@@ -134,6 +136,7 @@ def test_the_alias_is_followed_between_batches_and_never_within_one(
         sorted(r.prediction for r in expected)
     )
     assert process.metrics.model_swaps._value.get() == 1
+    assert loaded == ["2"]  # the loader prepared the new version (its record judge) itself
 
 
 def test_a_version_needing_fields_events_lack_is_rejected_and_the_old_one_serves(

@@ -17,7 +17,7 @@ from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
 from streaming.ops.metrics import ServiceMetrics
 from streaming.parse.schema import EventSchema
-from streaming.query.processor import MicroBatchProcessor
+from streaming.query.processor import JudgeCache, MicroBatchProcessor
 from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
@@ -182,3 +182,25 @@ def test_a_batch_run_twice_is_appended_once(spark: SparkSession) -> None:
     assert len(predictions.batches[3]) == 1 and len(quarantine.batches[3]) == 1
     assert [r.error_kind for r in quarantine.batches[3]] == ["invalid_utf8"]
     assert process.metrics.batches._value.get() == 2
+
+
+def test_a_versions_judge_is_built_once_and_can_be_built_before_its_first_batch(
+    spark: SparkSession,
+) -> None:
+    one, two = constant_model("1", 1.0), constant_model("2", 2.0)
+    models = ScriptedModels({"1": one, "2": two}, current="1")
+    judges = JudgeCache()
+    prepared = judges.for_model(two)  # what the model loader does for a new version
+    predictions, quarantine = MemorySink("q:predictions"), MemorySink("q:quarantine")
+    process = MicroBatchProcessor(models, predictions, quarantine, judges=judges, clock=lambda: AT)
+
+    process(records(spark, [good(0)]), 0)
+    first = judges.for_model(one)
+    process(records(spark, [good(1)], first_offset=1), 1)
+    models.current = "2"
+    process(records(spark, [good(2)], first_offset=2), 2)
+
+    assert judges.for_model(one) is first
+    assert judges.for_model(two) is prepared
+    assert first is not prepared
+    assert [r.prediction for b in (0, 1, 2) for r in predictions.batches[b]] == [1.0, 1.0, 2.0]

@@ -5,6 +5,7 @@ Crashes are real: the process group (Python driver and its JVM) gets SIGKILL mid
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -127,6 +128,27 @@ def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
     assert final.wait(300) == 0, service.log()
 
     all_offsets_once(spark, str(predictions), str(tmp_path / "quarantine"), produced)
+    verdict = verify_command(service, kafka_bootstrap, topic, tmp_path)
+    assert verdict["ok"], verdict
+    assert (verdict["records"], verdict["landed"]) == (produced, produced)
+    scored = deltalake.DeltaTable(str(predictions)).to_pyarrow_table().num_rows
+    assert verdict["rescored"] == scored > 0  # every prediction reproduced by its version
+
+
+def verify_command(
+    service: ServiceProcess, bootstrap: str, topic: str, tmp_path: Path
+) -> dict[str, object]:
+    """``python -m streaming verify --output json`` on the service's topic and tables."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streaming", "verify", "--output", "json",
+         "--bootstrap-servers", bootstrap, "--topic", topic,
+         "--predictions-table", str(tmp_path / "predictions"),
+         "--quarantine-table", str(tmp_path / "quarantine"), "--master", "local[2]"],
+        env=service.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    verdict: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return verdict
 
 
 def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
