@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["batch", "produce", "run", "status", "verify"]
 
 log = logging.getLogger("streaming")
+
+# How Spark's Kafka source words a failure on records deleted before they were read.
+_DATA_LOSS = re.compile(r"KAFKA_DATA_LOSS|Some data may have been lost")
 
 
 def _tracking(settings: SparkCommand) -> TrackingStore:
@@ -85,11 +89,14 @@ def _serve(spark: SparkSession, settings: ServiceSettings, client: MlflowClient)
         try:
             service.run_until_stopped()
         except StreamingQueryException as e:
-            print(
-                f"error: query {settings.query_name} failed: {first_line(e)} "
-                f"(restart to resume from {settings.checkpoint_dir})",
-                file=sys.stderr,
+            cause = first_line(e)
+            hint = (
+                "records were deleted by retention before they were read: add "
+                "--on-data-loss skip to skip them (each skipped range is logged), then restart"
+                if _DATA_LOSS.search(str(e))
+                else f"restart to resume from {settings.checkpoint_dir}"
             )
+            print(f"error: query {settings.query_name} failed: {cause} ({hint})", file=sys.stderr)
             return 1
     return 0
 

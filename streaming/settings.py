@@ -290,6 +290,11 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
         gt=0,
         description="cap on records per micro-batch, so a backlog is scored in bounded batches",
     )
+    on_data_loss: Literal["fail", "skip"] = Field(
+        "fail",
+        description="records deleted by retention before they were read: fail (stop the "
+        "query, exit 1) or skip them, logging and counting each skipped offset range",
+    )
     model_poll_seconds: float = Field(
         30.0, ge=0, description="how often the model alias is looked up, in seconds"
     )

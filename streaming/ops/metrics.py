@@ -40,6 +40,12 @@ class ServiceMetrics:
             "Max offsets behind latest over partitions",
             registry=r,
         )
+        self.offsets_skipped = Counter(
+            "inference_offsets_skipped",
+            "Offsets deleted by retention before they were read (--on-data-loss skip)",
+            ["topic", "partition"],
+            registry=r,
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP on ``host:port`` (a daemon thread)."""

@@ -23,7 +23,6 @@ from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
     "PROFILE_KINDS",
-    "QUARANTINE_COLUMNS",
     "ErrorKind",
     "EventJudge",
     "JudgedEvents",
@@ -584,9 +583,6 @@ def _key_columns(key: Column) -> list[Column]:
 def valid_rows(judged: JudgedEvents) -> DataFrame:
     """The records the model can score, as typed rows (see :class:`ParsedEvents`)."""
     return judged.frame.where(F.col("_ok")).select(*judged.valid_columns)
-
-
-QUARANTINE_COLUMNS = ("key", "value", *_KAFKA_COORDINATES, "error_kind", "error_detail")
 
 
 def rejected_rows(judged: JudgedEvents) -> DataFrame:

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from streaming.ops.dataloss import kafka_earliest_offsets
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.progress import BatchLogListener
 from streaming.query.checkpoint import plan_start, read_checkpoint_state
@@ -29,6 +30,7 @@ from streaming.sink.tables import (
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
+from streaming.source.client import kafka_python_config
 from streaming.source.kafka import (
     check_broker_reachable,
     check_kafka_access,
@@ -105,6 +107,7 @@ class InferenceService:
             starting_offsets=s.starting_offsets,
             max_offsets_per_trigger=s.max_offsets_per_trigger,
             extra=s.kafka_options,
+            fail_on_data_loss=s.on_data_loss == "fail",
         )
         # The model downloads, passes its smoke prediction and gets its record judge while the
         # two tables are created or checked and the broker is asked who it is: side by side,
@@ -146,7 +149,14 @@ class InferenceService:
             judges=self.judges,
         )
         self.models.follow_in_background()
-        self.listener = BatchLogListener(s.query_name, self.processor.outcome, self.metrics)
+        earliest = (
+            kafka_earliest_offsets(s.bootstrap_servers, kafka_python_config(s.kafka_client_options))
+            if s.on_data_loss == "skip"
+            else None
+        )
+        self.listener = BatchLogListener(
+            s.query_name, self.processor.outcome, self.metrics, earliest
+        )
         self.spark.streams.addListener(self.listener)
         records = read_kafka_stream(self.spark, options)
         if s.dedup_watermark:
@@ -195,6 +205,8 @@ class InferenceService:
                 self._stop_requested.wait(0.2)
             query.stop()
             log.info("query %s stopped", self.settings.query_name)
+        if self.listener is not None:
+            self.listener.catch_up(query.recentProgress)
         self._remove_listener()
         self.models.stop_following()
         exception = query.exception()

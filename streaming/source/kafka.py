@@ -31,8 +31,12 @@ def kafka_source_options(
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int | None = None,
     extra: Mapping[str, str | SecretStr] | None = None,
+    fail_on_data_loss: bool = True,
 ) -> dict[str, str]:
     """Options for ``spark.readStream.format("kafka")``.
+
+    ``fail_on_data_loss``: records deleted (by retention) before they were read, or a topic
+    deleted under the query, stop the query (``True``) or are skipped (``False``).
 
     ``extra`` keys are passed through as given (``kafka.security.protocol``,
     ``kafka.sasl.jaas.config``, ``failOnDataLoss``...); secrets are unwrapped only here.
@@ -40,8 +44,7 @@ def kafka_source_options(
     options: dict[str, str] = {
         "kafka.bootstrap.servers": bootstrap_servers,
         "startingOffsets": starting_offsets,
-        # A topic deleted or truncated under the query is an infrastructure failure: stop loudly.
-        "failOnDataLoss": "true",
+        "failOnDataLoss": str(fail_on_data_loss).lower(),
         "includeHeaders": "false",
     }
     if topic_pattern:

@@ -54,3 +54,32 @@ def test_one_json_line_per_batch_with_the_processors_figures(
     assert batch[0]["level"] == "INFO" and batch[0]["logger"] == "streaming.batch"
     assert metrics.offsets_behind._value.get() == 12
     logging.getLogger("streaming.batch").handlers.clear()
+
+
+def test_a_batch_is_reported_once_and_its_skipped_offsets_are_logged_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = ServiceMetrics()
+    listener = BatchLogListener(
+        "inference", {}.get, metrics, earliest_offsets=lambda topic: {0: 16}
+    )
+    report = {
+        "name": "inference",
+        "batchId": 7,
+        "numInputRows": 4,
+        "sources": [
+            {"startOffset": {"t": {"0": 10}}, "endOffset": {"t": {"0": 20}}, "numInputRows": 4}
+        ],
+    }
+
+    with caplog.at_level(logging.INFO, logger="streaming.batch"):
+        fields = listener.report(report)
+        again = listener.report(report)  # the listener and catch_up may both see a batch
+
+    assert fields is not None and fields["offsets_skipped"] == 6 and again is None
+    assert metrics.offsets_skipped.labels(topic="t", partition="0")._value.get() == 6
+    skipped = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in skipped] == [
+        "batch 7 skipped t/0 offsets 10 to 15: deleted by retention before they were read; "
+        "they are in neither table"
+    ]

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import deltalake
 import pandas as pd
 import pytest
+from kafka import TopicPartition
+from kafka.admin import KafkaAdminClient
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -28,6 +33,7 @@ from tests.streaming.conftest import (
     event,
     fit_pipeline,
     mixed_events,
+    offsets,
     produce,
     register_sklearn,
     training_frame,
@@ -164,6 +170,51 @@ def test_producer_retries_are_dropped_by_event_id_also_after_a_restart(
         r.event_id for r in spark.read.format("delta").load(settings.predictions_table).collect()
     ]
     assert sorted(ids) == sorted(f"e-{i}" for i in range(22))
+
+
+def _delete_before(bootstrap: str, topic: str, offset: int) -> None:
+    """What retention does: the broker drops partition 0's records below ``offset``."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        admin.delete_records({TopicPartition(topic, 0): offset})
+    finally:
+        admin.close()
+
+
+def test_records_deleted_before_they_were_read_stop_the_query_or_are_skipped_and_logged(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    topic = create_topic(kafka_bootstrap, f"retention-{uuid.uuid4().hex[:8]}", partitions=1)
+    uri = f"models:/{registry.name}@champion"
+    fail = service_settings(uri, topic=(topic,))
+    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in range(10)])
+    run_once(spark, registry, fail)
+    produce(kafka_bootstrap, topic, [json.dumps(event(i)).encode() for i in range(10, 30)], 10)
+    _delete_before(kafka_bootstrap, topic, 25)  # 10..24 never read
+
+    with pytest.raises(StreamingQueryException, match="Some data may have been lost"):
+        run_once(spark, registry, fail)  # the default: stop loudly
+    assert sorted(o for _, o in offsets(spark, fail.predictions_table)) == list(range(10))
+
+    with caplog.at_level(logging.WARNING, logger="streaming.batch"):
+        service = run_once(
+            spark, registry, service_settings(uri, topic=(topic,), on_data_loss="skip")
+        )
+
+    landed = sorted(o for _, o in offsets(spark, fail.predictions_table))
+    assert landed == [*range(10), *range(25, 30)]
+    assert service.metrics.offsets_skipped.labels(topic=topic, partition="0")._value.get() == 15
+    warnings = [r.getMessage() for r in caplog.records if r.name == "streaming.batch"]
+    assert len(warnings) == 1
+    assert re.match(
+        rf"batch \d+ skipped {topic}/0 offsets 10 to 24: deleted by retention", warnings[0]
+    )
 
 
 def test_a_deleted_checkpoint_with_existing_tables_refuses_to_start(
