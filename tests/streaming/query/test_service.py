@@ -14,8 +14,8 @@ from pathlib import Path
 import deltalake
 import pandas as pd
 import pytest
-from kafka import TopicPartition
-from kafka.admin import KafkaAdminClient
+from kafka import KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -25,7 +25,10 @@ from streaming.cli import main
 from streaming.errors import CheckpointMismatchError, ConfigurationError
 from streaming.ops.metrics import ServiceMetrics
 from streaming.query.service import InferenceService
+from streaming.query.verify import Verdict, verify
 from streaming.settings import ServiceSettings, Trigger
+from streaming.sink.delta import read_table
+from streaming.source.kafka import read_kafka_topic
 from tests.streaming.conftest import (
     FEATURES,
     Registry,
@@ -215,6 +218,90 @@ def test_records_deleted_before_they_were_read_stop_the_query_or_are_skipped_and
     assert re.match(
         rf"batch \d+ skipped {topic}/0 offsets 10 to 24: deleted by retention", warnings[0]
     )
+
+
+def _verified(spark: SparkSession, settings: ServiceSettings, topic: str) -> Verdict:
+    """A fault scenario ends with the verifier, on the real topic and tables."""
+    verdict = verify(
+        read_kafka_topic(spark, settings.bootstrap_servers, topic),
+        read_table(spark, settings.predictions_table),
+        read_table(spark, settings.quarantine_table),
+        topics=(topic,),
+    )
+    assert verdict.ok, verdict.render()
+    return verdict
+
+
+def _send_to(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 << 20)
+    try:
+        for value in values:
+            producer.send(topic, value=value, partition=partition)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def test_partitions_added_while_the_query_runs_are_read_from_their_first_offset(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    settings = service_settings(
+        f"models:/{registry.name}@champion", trigger=Trigger(interval="500 milliseconds")
+    )
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+    service.start()
+    try:
+        produce(kafka_bootstrap, topic, mixed_events(10, bad_every=0))
+        _wait_for_rows(spark, settings.predictions_table, 10)
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
+        try:
+            admin.create_partitions({topic: NewPartitions(total_count=4)})
+        finally:
+            admin.close()
+        for partition in (2, 3):
+            _send_to(kafka_bootstrap, topic, partition, mixed_events(5, bad_every=0))
+        _wait_for_rows(spark, settings.predictions_table, 20)
+    finally:
+        service.request_stop()
+        service.run_until_stopped()
+
+    assert _verified(spark, settings, topic).records == 20
+    assert {p for p, _ in offsets(spark, settings.predictions_table)} == {0, 1, 2, 3}
+
+
+def test_a_large_message_on_a_topic_that_allows_it_is_read_and_scored(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    topic = f"large-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
+    try:
+        allows = {"max.message.bytes": str(3 << 20)}
+        admin.create_topics([NewTopic(topic, 1, 1, topic_configs=allows)])
+    finally:
+        admin.close()
+    large = json.dumps({**event(0), "description": "x" * 1_500_000}).encode()
+    _send_to(kafka_bootstrap, topic, 0, [large, json.dumps(event(1)).encode()])
+    settings = service_settings(
+        f"models:/{registry.name}@champion", topic=(topic,), max_value_bytes=2 << 20
+    )
+
+    run_once(spark, registry, settings)
+
+    assert len(large) > 1_500_000
+    assert _verified(spark, settings, topic).records == 2
+    scored = spark.read.format("delta").load(settings.predictions_table)
+    assert sorted(r.event_id for r in scored.collect()) == ["e-0", "e-1"]
 
 
 def test_a_deleted_checkpoint_with_existing_tables_refuses_to_start(
