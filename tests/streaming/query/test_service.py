@@ -6,9 +6,11 @@ import json
 import logging
 import re
 import shutil
+import subprocess
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import deltalake
@@ -539,6 +541,61 @@ def test_a_scikit_learn_model_serves_through_the_run_command(
     assert {r.event_id: r.prediction for r in rows} == pytest.approx(expected)
     assert {r.model_version for r in rows} == {version}
     all_offsets_once(spark, str(predictions), str(quarantine), len(values))
+
+
+@contextmanager
+def _immutable(folder: Path) -> Iterator[None]:
+    """A folder no one can add to, root included (ext4's immutable attribute): storage that
+    refuses writes the way a full or read-only volume does."""
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_failing_table_storage_stops_the_query_with_exit_1_and_a_restart_loses_nothing(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    tracking_store: TrackingStore,
+    topic: str,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    predictions = tmp_path / "predictions"
+    argv = [
+        "run",
+        "--bootstrap-servers", kafka_bootstrap,
+        "--topic", topic,
+        "--model-uri", f"models:/{registry.name}@champion",
+        "--predictions-table", str(predictions),
+        "--quarantine-table", str(tmp_path / "quarantine"),
+        "--checkpoint", str(tmp_path / "checkpoint"),
+        "--trigger", "available-now",
+    ]  # fmt: skip
+    env = {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}
+    produce(kafka_bootstrap, topic, mixed_events(14))
+    assert main(argv, env) == 0
+    produce(kafka_bootstrap, topic, mixed_events(14, start=14), start_key=14)
+    capsys.readouterr()
+
+    with _immutable(predictions / "_delta_log"):  # the commit of the next batch cannot land
+        assert main(argv, env) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+    assert len(errors) == 1 and "restart to resume from" in errors[0], errors
+    assert main(argv, env) == 0  # storage back: the failed batch is replayed
+    settings = ServiceSettings(
+        bootstrap_servers=kafka_bootstrap,
+        model_uri="unused",
+        predictions_table=str(predictions),
+        quarantine_table=str(tmp_path / "quarantine"),
+        topic=(topic,),
+    )
+    assert _verified(spark, settings, topic).records == 28
 
 
 def test_metrics_are_served_over_http(
