@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from infra.paths import ProjectHome
 from infra.spark import build_spark_session, stop_spark
 from infra.tracking import TrackingStore, configure_tracking
-from tests.support import create_topic
+from tests.support import FAULT_REPORT, create_topic, fault_report_lines
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BROKER_SCRIPT = PROJECT_ROOT / "scripts" / "kafka-broker"
@@ -48,6 +48,14 @@ def spark() -> Iterator[SparkSession]:
 
 # Fixtures that bring up a real service: a test using any of them is an integration test.
 _REAL_SERVICES = {"kafka_bootstrap", "tracking_store"}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault report: each scenario that ended with the verifier, with its counts."""
+    if FAULT_REPORT:
+        terminalreporter.section("fault scenarios (every one ends with the verifier)")
+        for line in fault_report_lines():
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

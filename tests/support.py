@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,3 +74,47 @@ def duckdb_with_delta() -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect()
     connection.execute(f"LOAD '{extension}'")
     return connection
+
+
+FAULT_REPORT: list[dict[str, object]] = []
+
+
+def report_fault(
+    scenario: str,
+    verdict: Mapping[str, object],
+    kills: int = 0,
+    restarts: int = 0,
+) -> None:
+    """Record a fault scenario's verdict for the report the suite prints at its end."""
+    FAULT_REPORT.append(
+        {
+            "scenario": scenario,
+            "events": verdict["records"],
+            "kills": kills,
+            "restarts": restarts,
+            "missing": verdict["missing"],
+            "doubled": verdict["doubled"],
+            "different": verdict.get("different", 0),
+            "result": "ok" if verdict["ok"] else "FAILED",
+        }
+    )
+
+
+def fault_report_lines() -> list[str]:
+    """The fault scenarios run in this session, one row each."""
+    columns = (
+        "scenario",
+        "events",
+        "kills",
+        "restarts",
+        "missing",
+        "doubled",
+        "different",
+        "result",
+    )
+    rows = [[str(entry[c]) for c in columns] for entry in FAULT_REPORT]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in (list(columns), *rows)
+    ]

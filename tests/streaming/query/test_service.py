@@ -45,7 +45,14 @@ from tests.streaming.conftest import (
     well_formed,
 )
 from tests.streaming.hostile import CASES, MAX_VALUE_BYTES, key_of
-from tests.support import create_topic, duckdb_with_delta, free_port, send, wait_until
+from tests.support import (
+    create_topic,
+    duckdb_with_delta,
+    free_port,
+    report_fault,
+    send,
+    wait_until,
+)
 
 
 def run_once(
@@ -214,6 +221,8 @@ def test_records_deleted_before_they_were_read_stop_the_query_or_are_skipped_and
 
     landed = sorted(o for _, o in offsets(spark, fail.predictions_table))
     assert landed == [*range(10), *range(25, 30)]
+    verdict = _verified(spark, fail, topic, "records deleted before they were read", restarts=2)
+    assert (verdict.records, verdict.not_in_topic) == (5, 10)  # the topic keeps 25..29 now
     assert service.metrics.offsets_skipped.labels(topic=topic, partition="0")._value.get() == 15
     warnings = [r.getMessage() for r in caplog.records if r.name == "streaming.batch"]
     assert len(warnings) == 1
@@ -222,7 +231,9 @@ def test_records_deleted_before_they_were_read_stop_the_query_or_are_skipped_and
     )
 
 
-def _verified(spark: SparkSession, settings: ServiceSettings, topic: str) -> Verdict:
+def _verified(
+    spark: SparkSession, settings: ServiceSettings, topic: str, scenario: str, restarts: int = 0
+) -> Verdict:
     """A fault scenario ends with the verifier, on the real topic and tables."""
     verdict = verify(
         read_kafka_topic(spark, settings.bootstrap_servers, topic),
@@ -230,6 +241,7 @@ def _verified(spark: SparkSession, settings: ServiceSettings, topic: str) -> Ver
         read_table(spark, settings.quarantine_table),
         topics=(topic,),
     )
+    report_fault(scenario, json.loads(verdict.to_json()), restarts=restarts)
     assert verdict.ok, verdict.render()
     return verdict
 
@@ -273,7 +285,7 @@ def test_partitions_added_while_the_query_runs_are_read_from_their_first_offset(
         service.request_stop()
         service.run_until_stopped()
 
-    assert _verified(spark, settings, topic).records == 20
+    assert _verified(spark, settings, topic, "partitions added while running").records == 20
     assert {p for p, _ in offsets(spark, settings.predictions_table)} == {0, 1, 2, 3}
 
 
@@ -301,7 +313,7 @@ def test_a_large_message_on_a_topic_that_allows_it_is_read_and_scored(
     run_once(spark, registry, settings)
 
     assert len(large) > 1_500_000
-    assert _verified(spark, settings, topic).records == 2
+    assert _verified(spark, settings, topic, "a 1.5 MB message").records == 2
     scored = spark.read.format("delta").load(settings.predictions_table)
     assert sorted(r.event_id for r in scored.collect()) == ["e-0", "e-1"]
 
@@ -595,7 +607,8 @@ def test_failing_table_storage_stops_the_query_with_exit_1_and_a_restart_loses_n
         quarantine_table=str(tmp_path / "quarantine"),
         topic=(topic,),
     )
-    assert _verified(spark, settings, topic).records == 28
+    verdict = _verified(spark, settings, topic, "table storage refusing writes", restarts=2)
+    assert verdict.records == 28
 
 
 def test_metrics_are_served_over_http(

@@ -25,7 +25,7 @@ from tests.streaming.conftest import (
     produce,
     training_frame,
 )
-from tests.support import wait_until
+from tests.support import report_fault, wait_until
 
 
 class ServiceProcess:
@@ -129,6 +129,7 @@ def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
 
     all_offsets_once(spark, str(predictions), str(tmp_path / "quarantine"), produced)
     verdict = verify_command(service, kafka_bootstrap, topic, tmp_path)
+    report_fault("kill -9 of the process group", verdict, kills=3, restarts=3)
     assert verdict["ok"], verdict
     assert (verdict["records"], verdict["landed"]) == (produced, produced)
     scored = deltalake.DeltaTable(str(predictions)).to_pyarrow_table().num_rows
