@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from infra.errors import first_line
@@ -49,8 +50,6 @@ def run(settings: ServiceSettings) -> int:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from infra.spark import command_session
-
     # What can be checked without Spark is checked before it starts (it takes seconds).
     check_broker_reachable(settings.bootstrap_servers)
     for table in (settings.predictions_table, settings.quarantine_table):
@@ -59,15 +58,22 @@ def run(settings: ServiceSettings) -> int:
     # the two happen side by side.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry") as pool:
         client_ready = pool.submit(_registry_client, settings)
-        with command_session(
-            f"streaming-inference:{settings.query_name}",
-            settings.project_home.spark_jars,
-            settings.master,
-            settings.conf,
-            settings.spark_log_level,
-            settings.jvm_output,
-        ) as spark:
+        with _session(settings, f"streaming-inference:{settings.query_name}") as spark:
             return _serve(spark, settings, client_ready.result())
+
+
+def _session(settings: SparkCommand, app_name: str) -> AbstractContextManager[SparkSession]:
+    """The command's SparkSession, stopped with its JVM when the command ends."""
+    from infra.spark import command_session
+
+    return command_session(
+        app_name,
+        settings.project_home.spark_jars,
+        settings.master,
+        settings.conf,
+        settings.spark_log_level,
+        settings.jvm_output,
+    )
 
 
 def _registry_client(settings: SparkCommand) -> MlflowClient:
@@ -103,23 +109,12 @@ def _serve(spark: SparkSession, settings: ServiceSettings, client: MlflowClient)
 
 def batch(settings: BatchSettings) -> int:
     """Score a table with a registered model into a Delta predictions table."""
-    from mlflow.tracking import MlflowClient
-
-    from infra.spark import command_session
     from streaming.batch.scoring import read_input_table, write_batch_predictions
     from streaming.score.provider import ModelProvider
 
-    store = _tracking(settings)
-    client = MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    client = _registry_client(settings)
     check_table_location(settings.predictions_table)
-    with command_session(
-        "streaming-inference:batch",
-        settings.project_home.spark_jars,
-        settings.master,
-        settings.conf,
-        settings.spark_log_level,
-        settings.jvm_output,
-    ) as spark:
+    with _session(settings, "streaming-inference:batch") as spark:
         model = ModelProvider(spark, settings.model_uri, client).start()
         table = read_input_table(spark, settings.input, settings.input_format)
         result = write_batch_predictions(
@@ -167,7 +162,6 @@ def produce(settings: ProduceSettings) -> int:
 def verify(settings: VerifySettings) -> int:
     """Check the two tables against the topic; exit 0 when every offset landed once and every
     prediction is reproduced, 1 when not."""
-    from infra.spark import command_session
     from streaming.query.verify import verify as check
     from streaming.score.provider import ModelProvider
     from streaming.sink.delta import read_table
@@ -175,14 +169,7 @@ def verify(settings: VerifySettings) -> int:
 
     check_broker_reachable(settings.bootstrap_servers)
     client = _registry_client(settings)
-    with command_session(
-        "streaming-inference:verify",
-        settings.project_home.spark_jars,
-        settings.master,
-        settings.conf,
-        settings.spark_log_level,
-        settings.jvm_output,
-    ) as spark:
+    with _session(settings, "streaming-inference:verify") as spark:
 
         def model_version(name: str, version: str) -> LoadedModel:
             return ModelProvider(spark, f"models:/{name}/{version}", client).start()
