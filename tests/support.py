@@ -84,8 +84,13 @@ def report_fault(
     verdict: Mapping[str, object],
     kills: int = 0,
     restarts: int = 0,
+    first_commit_s: float | None = None,
 ) -> None:
-    """Record a fault scenario's verdict for the report the suite prints at its end."""
+    """Record a fault scenario's verdict for the report the suite prints at its end.
+
+    ``first_commit_s``: the longest time from a restart's process start to its first committed
+    batch, when the scenario measured it.
+    """
     FAULT_REPORT.append(
         {
             "scenario": scenario,
@@ -95,6 +100,9 @@ def report_fault(
             "missing": verdict["missing"],
             "doubled": verdict["doubled"],
             "different": verdict.get("different", 0),
+            "first commit after restart (s)": "-"
+            if first_commit_s is None
+            else f"{first_commit_s:.1f}",
             "result": "ok" if verdict["ok"] else "FAILED",
         }
     )
@@ -110,6 +118,7 @@ def fault_report_lines() -> list[str]:
         "missing",
         "doubled",
         "different",
+        "first commit after restart (s)",
         "result",
     )
     rows = [[str(entry[c]) for c in columns] for entry in FAULT_REPORT]
