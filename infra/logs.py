@@ -13,6 +13,9 @@ __all__ = ["FIELDS", "configure_logging"]
 # A record's structured figures travel in ``extra={FIELDS: {...}}``.
 FIELDS = "fields"
 _QUIET = ("py4j", "kafka", "urllib3", "alembic", "mlflow")
+# kafka-python warns when its own event loop runs slowly on a busy machine: nothing a user can
+# act on, and it would be printed in the middle of a command's output.
+_SILENT = ("kafka.net.selector",)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -53,3 +56,5 @@ def configure_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text"
     root.setLevel(level.upper())
     for noisy in _QUIET:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for silent in _SILENT:
+        logging.getLogger(silent).setLevel(logging.ERROR)
