@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,20 +75,86 @@ def _broker(command: str, env: dict[str, str]) -> None:
     subprocess.run([str(BROKER_SCRIPT), command], env=env, check=True)
 
 
+# The broker's SCRAM user for this session, with a password made up for it (so that finding it
+# anywhere it should not be is a leak, not a coincidence).
+SCRAM_USER = "inference"
+SCRAM_PASSWORD = f"pw-{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class KafkaCredentials:
+    """The test broker's secured listeners and a SCRAM-SHA-512 user it knows."""
+
+    sasl_bootstrap: str  # SASL_PLAINTEXT
+    ssl_bootstrap: str  # SASL_SSL
+    ca_file: Path  # the broker's certificate, which clients trust
+    user: str = SCRAM_USER
+    password: str = SCRAM_PASSWORD
+
+    def options(self, protocol: str, password: str | None = None) -> dict[str, str]:
+        """Kafka client options (``kafka.*``) for ``protocol`` as this user."""
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.user}" password="{password or self.password}";'
+        )
+        options = {
+            "kafka.security.protocol": protocol,
+            "kafka.sasl.mechanism": "SCRAM-SHA-512",
+            "kafka.sasl.jaas.config": jaas,
+        }
+        if protocol == "SASL_SSL":
+            options["kafka.ssl.truststore.type"] = "PEM"
+            options["kafka.ssl.truststore.location"] = str(self.ca_file)
+        return options
+
+
 @pytest.fixture(scope="session")
 def broker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     data_dir = tmp_path_factory.mktemp("kafka")
-    return {**os.environ, "KAFKA_PORT": TEST_BROKER_PORT, "KAFKA_DATA_DIR": str(data_dir)}
+    port = int(TEST_BROKER_PORT)
+    return {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_SASL_PORT": str(port + 2),  # port + 1 is the controller's
+        "KAFKA_SSL_PORT": str(port + 3),
+        "KAFKA_SCRAM_USERS": f"{SCRAM_USER}:{SCRAM_PASSWORD}",
+        "KAFKA_DATA_DIR": str(data_dir),
+    }
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(broker_env: dict[str, str]) -> Iterator[str]:
-    """A real Kafka broker (KRaft) started by the project's script; stopped after the session."""
+    """A real Kafka broker (KRaft) started by the project's script; stopped after the session.
+
+    Besides PLAINTEXT (this address) it listens with SCRAM-SHA-512 over SASL_PLAINTEXT and
+    SASL_SSL (see ``kafka_credentials``).
+    """
     _broker("start", broker_env)
     try:
         yield f"127.0.0.1:{TEST_BROKER_PORT}"
     finally:
         _broker("stop", broker_env)
+
+
+@pytest.fixture(scope="session")
+def kafka_credentials(kafka_bootstrap: str, broker_env: dict[str, str]) -> KafkaCredentials:
+    return KafkaCredentials(
+        sasl_bootstrap=f"127.0.0.1:{broker_env['KAFKA_SASL_PORT']}",
+        ssl_bootstrap=f"127.0.0.1:{broker_env['KAFKA_SSL_PORT']}",
+        ca_file=Path(broker_env["KAFKA_DATA_DIR"]) / "tls" / "ca.pem",
+    )
+
+
+@pytest.fixture
+def restart_broker(kafka_bootstrap: str, broker_env: dict[str, str]) -> Callable[[float], None]:
+    """Stop the session's broker (cleanly), wait ``down_s`` seconds, start it again."""
+
+    def restart(down_s: float) -> None:
+        _broker("stop", broker_env)
+        time.sleep(down_s)
+        _broker("start", broker_env)
+
+    return restart
 
 
 @pytest.fixture
