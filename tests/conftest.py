@@ -49,6 +49,14 @@ def spark() -> Iterator[SparkSession]:
     stop_spark(session)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="run the fault campaign in its long mode (1M events, 20 kills, 2 broker restarts)",
+    )
+
+
 # Fixtures that bring up a real service: a test using any of them is an integration test.
 _REAL_SERVICES = {"kafka_bootstrap", "tracking_store"}
 

@@ -85,11 +85,12 @@ def report_fault(
     kills: int = 0,
     restarts: int = 0,
     first_commit_s: float | None = None,
+    broker_restarts: int = 0,
 ) -> None:
     """Record a fault scenario's verdict for the report the suite prints at its end.
 
-    ``first_commit_s``: the longest time from a restart's process start to its first committed
-    batch, when the scenario measured it.
+    ``restarts`` counts the service's, ``broker_restarts`` the broker's. ``first_commit_s``: the
+    longest time from a restart's process start to its first committed batch, when measured.
     """
     FAULT_REPORT.append(
         {
@@ -97,6 +98,7 @@ def report_fault(
             "events": verdict["records"],
             "kills": kills,
             "restarts": restarts,
+            "broker restarts": broker_restarts,
             "missing": verdict["missing"],
             "doubled": verdict["doubled"],
             "different": verdict.get("different", 0),
@@ -115,6 +117,7 @@ def fault_report_lines() -> list[str]:
         "events",
         "kills",
         "restarts",
+        "broker restarts",
         "missing",
         "doubled",
         "different",

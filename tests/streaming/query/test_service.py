@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ import pandas as pd
 import pytest
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
+from mlflow.tracking import MlflowClient
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -272,9 +276,7 @@ def test_partitions_added_while_the_query_runs_are_read_from_their_first_offset(
     settings = service_settings(
         f"models:/{registry.name}@champion", trigger=Trigger(interval="500 milliseconds")
     )
-    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
-    service.start()
-    try:
+    with _running_service(spark, settings, registry.client):
         produce(kafka_bootstrap, topic, mixed_events(10, bad_every=0))
         _wait_for_rows(spark, settings.predictions_table, 10)
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, request_timeout_ms=30000)
@@ -285,9 +287,6 @@ def test_partitions_added_while_the_query_runs_are_read_from_their_first_offset(
         for partition in (2, 3):
             _send_to(kafka_bootstrap, topic, partition, mixed_events(5, bad_every=0))
         _wait_for_rows(spark, settings.predictions_table, 20)
-    finally:
-        service.request_stop()
-        service.run_until_stopped()
 
     assert _verified(spark, settings, topic, "partitions added while running").records == 20
     assert {p for p, _ in offsets(spark, settings.predictions_table)} == {0, 1, 2, 3}
@@ -466,63 +465,26 @@ def test_tables_use_the_default_protocol_for_other_readers(
     assert by_duckdb is not None and by_duckdb[0] == by_spark > 0
 
 
+@contextmanager
+def _running_service(
+    spark: SparkSession, settings: ServiceSettings, client: MlflowClient
+) -> Iterator[InferenceService]:
+    """The service started on the test's session; stopped after the block as SIGTERM would."""
+    service = InferenceService(spark, settings, client, ServiceMetrics())
+    service.start()
+    try:
+        yield service
+    finally:
+        service.request_stop()
+        service.run_until_stopped()
+
+
 def _wait_for_rows(spark: SparkSession, table: str, count: int, timeout_s: float = 180) -> None:
     def enough() -> bool:
         present = Path(table, "_delta_log").is_dir()
         return present and spark.read.format("delta").load(table).count() >= count
 
     wait_until(enough, f"{count} rows in {table}", timeout_s)
-
-
-def test_the_running_query_follows_the_alias_and_keeps_serving_when_a_version_is_broken(
-    spark: SparkSession,
-    registry: Registry,
-    base_model,  # type: ignore[no-untyped-def]
-    topic: str,
-    kafka_bootstrap: str,
-    service_settings: Callable[..., ServiceSettings],
-) -> None:
-    registry.register_spark(base_model, training_frame(spark))
-    settings = service_settings(
-        f"models:/{registry.name}@champion", trigger=Trigger(interval="500 milliseconds")
-    )
-    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
-    service.start()
-    try:
-        produce(kafka_bootstrap, topic, mixed_events(10, bad_every=0))
-        _wait_for_rows(spark, settings.predictions_table, 10)
-
-        v2 = registry.register_spark(
-            fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark)
-        )
-        # Loaded and checked off the batch path; the next batch switches to it.
-        wait_until(lambda: service.models.ready_version == v2, "v2 ready", 120)
-        produce(kafka_bootstrap, topic, mixed_events(10, start=10, bad_every=0), start_key=10)
-        _wait_for_rows(spark, settings.predictions_table, 20)
-
-        base = training_frame(spark)
-        wider = base.withColumn("beds", base.accommodates / 2)
-        broken = fit_pipeline(wider, features=[*FEATURES, "beds"])  # needs a field events lack
-        registry.register_spark(broken, wider, features=[*FEATURES, "beds"])
-        rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")
-        wait_until(lambda: rejected._value.get() == 1, "v3 rejected", 120)
-        produce(kafka_bootstrap, topic, mixed_events(10, start=20, bad_every=0), start_key=20)
-        _wait_for_rows(spark, settings.predictions_table, 30)
-    finally:
-        service.request_stop()
-        service.run_until_stopped()
-
-    rows = spark.read.format("delta").load(settings.predictions_table).collect()
-    version_of = {r.event_id: r.model_version for r in rows}
-    assert {version_of[f"e-{i}"] for i in range(10)} == {"1"}
-    assert {version_of[f"e-{i}"] for i in range(10, 30)} == {v2}
-    per_batch: dict[int, set[str]] = {}
-    for r in rows:
-        per_batch.setdefault(r.batch_id, set()).add(r.model_version)
-    assert all(len(versions) == 1 for versions in per_batch.values())
-    rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")._value.get()
-    assert rejected == 1
-    all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, 30)
 
 
 def test_a_scikit_learn_model_serves_through_the_run_command(
@@ -713,3 +675,99 @@ def test_every_hostile_case_lands_once_with_its_verdict_and_every_reader_opens_t
             len(duckdb_with_delta().sql(f"SELECT * FROM delta_scan('{table}')").fetchall()) == rows
         )
         assert len(spark.read.format("delta").load(table).toPandas()) == rows
+
+
+@contextmanager
+def _mlflow_server(store: TrackingStore, port: int) -> Iterator[str]:
+    """``mlflow server`` on the session's store: the registry as a service would reach it."""
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store.tracking_uri,
+         "--default-artifact-root", str(store.local_dir / "server-artifacts"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+
+    def healthy() -> bool:
+        assert server.poll() is None, "mlflow server exited"
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_until(healthy, "mlflow server", 60, 0.3)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
+def test_the_running_query_follows_the_alias_through_an_unreachable_registry_and_a_broken_version(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,  # type: ignore[no-untyped-def]
+    tracking_store: TrackingStore,
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    # The service reaches the registry through a tracking server, which goes away for a while.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    port = free_port()
+    server_client = MlflowClient(
+        tracking_uri=f"http://127.0.0.1:{port}", registry_uri=f"http://127.0.0.1:{port}"
+    )
+    settings = service_settings(
+        f"models:/{registry.name}@champion",
+        trigger=Trigger(interval="500 milliseconds"),
+        model_poll_seconds=1.0,
+    )
+    with _mlflow_server(tracking_store, port):
+        service = InferenceService(spark, settings, server_client, ServiceMetrics())
+        service.start()
+    try:
+        produce(kafka_bootstrap, topic, mixed_events(10, bad_every=0))
+        _wait_for_rows(spark, settings.predictions_table, 10)
+        # The alias moves while the registry cannot be reached: v1 keeps serving, counted.
+        v2 = registry.register_spark(
+            fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark)
+        )
+        unreachable = service.metrics.model_swap_failures.labels(reason="registry_unreachable")
+        wait_until(lambda: unreachable._value.get() >= 2, "failed registry look-ups", 60)
+        produce(kafka_bootstrap, topic, mixed_events(10, start=10, bad_every=0), start_key=10)
+        _wait_for_rows(spark, settings.predictions_table, 20)
+        with _mlflow_server(tracking_store, port):
+            # Back: v2 is loaded and checked off the batch path; the next batch switches to it.
+            wait_until(lambda: service.models.ready_version == v2, "v2 ready", 120)
+            produce(kafka_bootstrap, topic, mixed_events(10, start=20, bad_every=0), start_key=20)
+            _wait_for_rows(spark, settings.predictions_table, 30)
+            # A version that needs a field events lack is rejected; v2 keeps serving.
+            base = training_frame(spark)
+            wider = base.withColumn("beds", base.accommodates / 2)
+            broken = fit_pipeline(wider, features=[*FEATURES, "beds"])
+            registry.register_spark(broken, wider, features=[*FEATURES, "beds"])
+            rejected = service.metrics.model_swap_failures.labels(reason="version_rejected")
+            wait_until(lambda: rejected._value.get() == 1, "v3 rejected", 120)
+            produce(kafka_bootstrap, topic, mixed_events(10, start=30, bad_every=0), start_key=30)
+            _wait_for_rows(spark, settings.predictions_table, 40)
+    finally:
+        service.request_stop()
+        service.run_until_stopped()
+
+    rows = spark.read.format("delta").load(settings.predictions_table).collect()
+    version_of = {r.event_id: r.model_version for r in rows}
+    assert {version_of[f"e-{i}"] for i in range(20)} == {"1"}
+    assert {version_of[f"e-{i}"] for i in range(20, 40)} == {v2}
+    per_batch: dict[int, set[str]] = {}
+    for r in rows:
+        per_batch.setdefault(r.batch_id, set()).add(r.model_version)
+    assert all(len(versions) == 1 for versions in per_batch.values())  # never mixed in a batch
+    assert service.metrics.model_swaps._value.get() == 1
+    assert service.metrics.model_swap_failures.labels(reason="version_rejected")._value.get() == 1
+    verdict = _verified(spark, settings, topic, "registry unreachable while the alias moves")
+    assert verdict.records == 40

@@ -7,86 +7,29 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import deltalake
+import pytest
 from pyspark.sql import SparkSession
 
 from infra.tracking import TrackingStore
-from streaming.query.status import committed_offsets
-from streaming.query.verify import check_offsets
 from tests.conftest import PROJECT_ROOT
-from tests.streaming.conftest import (
-    Registry,
-    all_offsets_once,
-    mixed_events,
-    produce,
-    training_frame,
+from tests.streaming.conftest import Registry, mixed_events, training_frame
+from tests.streaming.query.faults import (
+    Campaign,
+    LiveProducer,
+    ServiceProcess,
 )
-from tests.support import report_fault, wait_until
-
-
-class ServiceProcess:
-    """One ``python -m streaming run`` with its options, logging to a file."""
-
-    def __init__(self, tmp_path: Path, store: TrackingStore, options: dict[str, str]) -> None:
-        self.tmp_path = tmp_path
-        self.env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": store.tracking_uri,
-            "PYSPARK_PYTHON": sys.executable,
-            "STREAMING_SPARK_LOG_LEVEL": "ERROR",
-        }
-        self.args = [sys.executable, "-m", "streaming", "run"]
-        for key, value in options.items():
-            self.args += [f"--{key}", value]
-        self.runs = 0
-
-    def start(self, *extra: str) -> subprocess.Popen[bytes]:
-        self.runs += 1
-        log = open(self.tmp_path / f"service-{self.runs}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen(
-            [*self.args, *extra],
-            env=self.env,
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        return (self.tmp_path / f"service-{self.runs}.log").read_text(errors="replace")
-
-
-def committed_batches(table: Path) -> int:
-    try:
-        return len(deltalake.DeltaTable(str(table)).history()) - 1  # minus the CREATE
-    except Exception:
-        return 0
-
-
-def wait_for_batches(
-    table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180
-) -> int:
-    def batches() -> int:
-        assert process.poll() is None, "service exited early"
-        found = committed_batches(table)
-        return found if found >= at_least else 0
-
-    return wait_until(batches, f"{at_least} batches in {table}", timeout_s, interval_s=0.2)
-
-
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
+from tests.support import report_fault, send
 
 
 def _options(
-    kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Path
+    kafka_bootstrap: str, topic: str, registry: Registry, tmp_path: Path, max_offsets: int = 40
 ) -> dict[str, str]:
     return {
         "bootstrap-servers": kafka_bootstrap,
@@ -96,13 +39,33 @@ def _options(
         "quarantine-table": str(tmp_path / "quarantine"),
         "checkpoint": str(tmp_path / "checkpoint"),
         "query-name": "crash-test",
-        "max-offsets-per-trigger": "40",
+        "max-offsets-per-trigger": str(max_offsets),
         "master": "local[2]",
         "conf": "spark.ui.enabled=false",
     }
 
 
-def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
+@dataclass(frozen=True)
+class Plan:
+    """How hard a fault campaign pushes: CI runs the short one, ``scripts/faults`` the long."""
+
+    preloaded: int  # events in the topic before the service first starts
+    rate: float  # events per second produced live for the whole campaign
+    random_kills: int
+    aimed_kills: int  # between a batch's Delta commit and its checkpoint commit
+    broker_restarts: int
+    sigterms: int  # mid-stream: the service stops after its batch in flight, exit code 0
+    max_offsets: int  # per micro-batch
+    kill_within_s: float  # a random kill lands this long after a start's first commit, at most
+
+
+SHORT = Plan(600, 5, random_kills=5, aimed_kills=1, broker_restarts=1, sigterms=1,
+             max_offsets=300, kill_within_s=3)  # fmt: skip
+LONG = Plan(1_000_000, 200, random_kills=14, aimed_kills=6, broker_restarts=2, sigterms=2,
+            max_offsets=20_000, kill_within_s=10)  # fmt: skip
+
+
+def test_fault_campaign_kills_and_a_broker_restart_while_events_flow_lose_and_double_nothing(
     spark: SparkSession,
     registry: Registry,
     base_model,  # type: ignore[no-untyped-def]
@@ -110,44 +73,66 @@ def test_kill_9_mid_stream_then_restart_lands_every_offset_once(
     kafka_bootstrap: str,
     topic: str,
     tmp_path: Path,
+    restart_broker: Callable[[float], None],
+    request: pytest.FixtureRequest,
 ) -> None:
+    plan = LONG if request.config.getoption("--long") else SHORT
     registry.register_spark(base_model, training_frame(spark))
-    produced = 600  # 15 batches of 40: the kills below all land mid-stream
-    produce(kafka_bootstrap, topic, mixed_events(produced))
+    send(kafka_bootstrap, topic, _keyed(mixed_events(plan.preloaded)))
     service = ServiceProcess(
-        tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path)
+        tmp_path,
+        tracking_store,
+        _options(kafka_bootstrap, topic, registry, tmp_path, plan.max_offsets),
     )
-    predictions = tmp_path / "predictions"
+    campaign = Campaign(service, tmp_path / "predictions", tmp_path / "checkpoint", restart_broker)
+    faults = (
+        ["random"] * plan.random_kills
+        + ["aimed"] * plan.aimed_kills
+        + ["broker"] * plan.broker_restarts
+        + ["sigterm"] * plan.sigterms
+    )
+    campaign.rng.shuffle(faults)
+    producer = LiveProducer(
+        kafka_bootstrap, topic, lambda i: mixed_events(1, start=i)[0], plan.preloaded, plan.rate
+    )
+    producer.start()
+    try:
+        for fault in faults:
+            if fault == "random":
+                campaign.kill_at_random(plan.kill_within_s)
+            elif fault == "aimed":
+                campaign.kill_between_commits()
+            elif fault == "sigterm":
+                campaign.stop_mid_stream(plan.kill_within_s)
+            else:
+                campaign.restart_the_broker()
+        produced = plan.preloaded + producer.finish()
+        campaign.drain_and_stop(produced)
+    finally:
+        producer.halt()
+        campaign.abandon()
 
-    seen = 0
-    first_commit_s = []
-    kills = (1, 2, 2, 1, 2)  # batches to wait for before each kill -9
-    for kill_after in kills:
-        began = time.monotonic()
-        process = service.start("--trigger", "500ms")
-        wait_for_batches(predictions, seen + 1, process)
-        first_commit_s.append(time.monotonic() - began)
-        seen = wait_for_batches(predictions, seen + kill_after, process)
-        time.sleep(0.3 * kill_after)  # land somewhere inside a later batch
-        kill_group(process)
-        seen = committed_batches(predictions)  # a batch may have landed during the sleep
-
-    final = service.start("--trigger", "available-now")
-    assert final.wait(300) == 0, service.log()
-
-    all_offsets_once(spark, str(predictions), str(tmp_path / "quarantine"), produced)
     verdict = verify_command(service, kafka_bootstrap, topic, tmp_path)
     report_fault(
-        "kill -9 of the process group",
+        f"kill -9 ({plan.random_kills} random, {plan.aimed_kills} aimed between commits), "
+        f"SIGTERM x{plan.sigterms}, broker restarts, live producer",
         verdict,
-        len(kills),
-        len(kills),
-        first_commit_s=max(first_commit_s[1:]),
+        kills=campaign.kills,
+        restarts=service.runs - 1,
+        broker_restarts=campaign.broker_restarts,
+        first_commit_s=max(campaign.first_commit_s[1:]),
     )
     assert verdict["ok"], verdict
     assert (verdict["records"], verdict["landed"]) == (produced, produced)
-    scored = deltalake.DeltaTable(str(predictions)).to_pyarrow_table().num_rows
+    scored = deltalake.DeltaTable(str(tmp_path / "predictions")).to_pyarrow_table().num_rows
     assert verdict["rescored"] == scored > 0  # every prediction reproduced by its version
+    # Each kill between the commits was followed by a start that re-ran the begun batch.
+    replays = sum("before the restart" in service.log(run) for run in range(1, service.runs + 1))
+    assert campaign.aimed_hits == plan.aimed_kills and replays >= campaign.aimed_hits
+
+
+def _keyed(values: list[bytes | None]) -> list[tuple[bytes | None, bytes | None]]:
+    return [(f"listing-{i}".encode(), v) for i, v in enumerate(values)]
 
 
 def verify_command(
@@ -164,73 +149,6 @@ def verify_command(
     assert result.returncode == 0, result.stderr
     verdict: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return verdict
-
-
-def test_sigterm_stops_after_the_batch_in_flight_with_exit_code_0(
-    spark: SparkSession,
-    registry: Registry,
-    base_model,  # type: ignore[no-untyped-def]
-    tracking_store: TrackingStore,
-    kafka_bootstrap: str,
-    topic: str,
-    tmp_path: Path,
-) -> None:
-    registry.register_spark(base_model, training_frame(spark))
-    produce(kafka_bootstrap, topic, mixed_events(200))
-    service = ServiceProcess(
-        tmp_path, tracking_store, _options(kafka_bootstrap, topic, registry, tmp_path)
-    )
-    process = service.start("--trigger", "500ms")
-    wait_for_batches(tmp_path / "predictions", 2, process)
-
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 0, service.log()
-    log = service.log()
-    assert "stop requested" in log
-    assert '"event": "batch"' in log
-
-    committed = max(
-        int(p.name) for p in (tmp_path / "checkpoint" / "commits").iterdir() if p.name.isdigit()
-    )
-    last_in_table = max(
-        r.batch_id
-        for r in spark.read.format("delta")
-        .load(str(tmp_path / "predictions"))
-        .select("batch_id")
-        .distinct()
-        .collect()
-    )
-    assert last_in_table <= committed + 1
-    assert group_members_after(process.pid, grace_s=10) == []
-    # Nothing lost: every offset the checkpoint says was read landed once (the verifier, on
-    # the range read so far; the rest of the topic is read after a restart).
-    _, ends = committed_offsets(tmp_path / "checkpoint")
-    read = spark.createDataFrame(
-        [(topic, p, o) for p, end in ends[topic].items() for o in range(end)],
-        "topic string, partition int, offset bigint",
-    )
-    verdict = check_offsets(
-        read,
-        spark.read.format("delta").load(str(tmp_path / "predictions")),
-        spark.read.format("delta").load(str(tmp_path / "quarantine")),
-        topics=(topic,),
-    )
-    report_fault("SIGTERM mid-stream", json.loads(verdict.to_json()))
-    assert verdict.ok and verdict.records > 0, verdict.render()
-
-
-def group_members_after(session: int, grace_s: float) -> list[str]:
-    """Processes of ``session`` still alive after ``grace_s`` (Python workers exit on their own
-    once the JVM is gone, a moment after it)."""
-    deadline = time.monotonic() + grace_s
-    while True:
-        found = subprocess.run(
-            ["ps", "-o", "pid=,args=", "-g", str(session)], capture_output=True, text=True
-        )
-        members = [line.strip()[:200] for line in found.stdout.splitlines() if line.strip()]
-        if not members or time.monotonic() > deadline:
-            return members
-        time.sleep(0.5)
 
 
 def test_a_configuration_error_is_one_line_and_exit_code_2(
