@@ -112,7 +112,7 @@ def test_fault_campaign_kills_and_a_broker_restart_while_events_flow_lose_and_do
         producer.halt()
         campaign.abandon()
 
-    verdict = verify_command(service, kafka_bootstrap, topic, tmp_path)
+    verdict = verify_command(service, kafka_bootstrap, topic, tmp_path, timeout_s=3600)
     report_fault(
         f"kill -9 ({plan.random_kills} random, {plan.aimed_kills} aimed between commits), "
         f"SIGTERM x{plan.sigterms}, broker restarts, live producer",
@@ -136,7 +136,7 @@ def _keyed(values: list[bytes | None]) -> list[tuple[bytes | None, bytes | None]
 
 
 def verify_command(
-    service: ServiceProcess, bootstrap: str, topic: str, tmp_path: Path
+    service: ServiceProcess, bootstrap: str, topic: str, tmp_path: Path, timeout_s: float = 300
 ) -> dict[str, object]:
     """``python -m streaming verify --output json`` on the service's topic and tables."""
     result = subprocess.run(
@@ -144,7 +144,7 @@ def verify_command(
          "--bootstrap-servers", bootstrap, "--topic", topic,
          "--predictions-table", str(tmp_path / "predictions"),
          "--quarantine-table", str(tmp_path / "quarantine"), "--master", "local[2]"],
-        env=service.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+        env=service.env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     verdict: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
