@@ -75,21 +75,9 @@ def skipped_ranges(progress: Mapping[str, Any], earliest: EarliestOffsets) -> li
 
 
 def kafka_earliest_offsets(
-    bootstrap_servers: str, client_config: Mapping[str, Any]
+    bootstrap_servers: str, client_options: Mapping[str, str]
 ) -> EarliestOffsets:
     """A look-up of a topic's earliest offsets on the broker (the project's Kafka client)."""
+    from streaming.source.client import earliest_offsets
 
-    def earliest(topic: str) -> dict[int, int]:
-        from kafka import KafkaConsumer, TopicPartition
-
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **client_config
-        )
-        try:
-            ids = consumer.partitions_for_topic(topic) or set()
-            partitions = [TopicPartition(topic, p) for p in ids]
-            return {tp.partition: o for tp, o in consumer.beginning_offsets(partitions).items()}
-        finally:
-            consumer.close()
-
-    return earliest
+    return lambda topic: earliest_offsets(bootstrap_servers, client_options, topic)

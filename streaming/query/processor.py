@@ -231,7 +231,13 @@ class MicroBatchProcessor:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
         judged = self._judge(model).judge(records)
-        rejected = rejected_rows(judged).collect()
+        # One pass: the records are counted while the rejected ones are collected.
+        observation = Observation(f"replay_{batch_id}_{uuid.uuid4().hex}")
+        counted = replace(
+            judged, frame=judged.frame.observe(observation, F.count(F.lit(1)).alias("rows_in"))
+        )
+        rejected = rejected_rows(counted).collect()
+        rows_in = int(observation.get.get("rows_in") or 0)
         if rejected and not self.quarantine.has_batch(batch_id):
             frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
             self.quarantine.append(
@@ -239,7 +245,7 @@ class MicroBatchProcessor:
                 BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
             )
         log.info("batch %d: predictions were committed before the restart", batch_id)
-        return self._outcome(batch_id, records.count(), rejected, version, started)
+        return self._outcome(batch_id, rows_in, rejected, version, started)
 
     def _outcome(
         self,

@@ -30,7 +30,6 @@ from streaming.sink.tables import (
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
-from streaming.source.client import kafka_python_config
 from streaming.source.kafka import (
     check_broker_reachable,
     check_kafka_access,
@@ -150,7 +149,7 @@ class InferenceService:
         )
         self.models.follow_in_background()
         earliest = (
-            kafka_earliest_offsets(s.bootstrap_servers, kafka_python_config(s.kafka_client_options))
+            kafka_earliest_offsets(s.bootstrap_servers, s.kafka_client_options)
             if s.on_data_loss == "skip"
             else None
         )

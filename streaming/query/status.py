@@ -101,23 +101,13 @@ def read_status(
     batch, offsets = committed_offsets(checkpoint)
     ends: dict[tuple[str, int], int] = {}
     if bootstrap_servers and offsets:
-        from kafka import KafkaConsumer, TopicPartition
+        from streaming.source.client import end_offsets
 
-        from streaming.source.client import kafka_python_config
-
-        # No consumer group: only end offsets are read, and nothing is committed (saying so
-        # keeps kafka-python from warning that auto-commit is off).
-        config = {
-            "request_timeout_ms": 15000,
-            "enable_auto_commit": False,
-            **kafka_python_config(client_options or {}),
-        }
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, **config)
-        try:
-            parts = [TopicPartition(t, p) for t, ps in offsets.items() for p in ps]
-            ends = {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(parts).items()}
-        finally:
-            consumer.close()
+        ends = end_offsets(
+            bootstrap_servers,
+            client_options or {},
+            [(t, p) for t, ps in offsets.items() for p in ps],
+        )
     partitions = [
         PartitionLag(t, p, o, ends.get((t, p)))
         for t, ps in sorted(offsets.items())

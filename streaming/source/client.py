@@ -7,12 +7,16 @@ Spark's Kafka source takes Java client properties (``kafka.security.protocol``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from streaming.errors import ConfigurationError
 
-__all__ = ["kafka_python_config"]
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
+
+__all__ = ["earliest_offsets", "end_offsets", "kafka_python_config"]
 
 _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _DIRECT = {
@@ -53,3 +57,64 @@ def kafka_python_config(client_options: Mapping[str, str]) -> dict[str, Any]:
     if "ssl_check_hostname" in config:
         config["ssl_check_hostname"] = str(config["ssl_check_hostname"]).lower() == "true"
     return config
+
+
+@contextmanager
+def _offsets_consumer(
+    bootstrap_servers: str, client_options: Mapping[str, str]
+) -> Iterator[KafkaConsumer]:
+    """A kafka-python consumer that only looks up offsets: no group, nothing committed.
+
+    Raises:
+        ConfigurationError: the broker did not answer with these settings (one line).
+    """
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    config = {"request_timeout_ms": 15000, **kafka_python_config(client_options)}
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **config
+        )
+    except KafkaError as e:
+        raise ConfigurationError(
+            f"Kafka at {bootstrap_servers} did not answer ({e}): check --bootstrap-servers and "
+            "the kafka.security.protocol / kafka.sasl.* / kafka.ssl.* options"
+        ) from None
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def end_offsets(
+    bootstrap_servers: str,
+    client_options: Mapping[str, str],
+    partitions: Sequence[tuple[str, int]],
+) -> dict[tuple[str, int], int]:
+    """The offset the next record of each ``(topic, partition)`` will get.
+
+    Raises:
+        ConfigurationError: the broker did not answer with these settings.
+    """
+    from kafka import TopicPartition
+
+    with _offsets_consumer(bootstrap_servers, client_options) as consumer:
+        found = consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+    return {(tp.topic, tp.partition): int(o) for tp, o in found.items()}
+
+
+def earliest_offsets(
+    bootstrap_servers: str, client_options: Mapping[str, str], topic: str
+) -> dict[int, int]:
+    """The earliest offset the broker still holds, per partition of ``topic``.
+
+    Raises:
+        ConfigurationError: the broker did not answer with these settings.
+    """
+    from kafka import TopicPartition
+
+    with _offsets_consumer(bootstrap_servers, client_options) as consumer:
+        ids = consumer.partitions_for_topic(topic) or set()
+        found = consumer.beginning_offsets([TopicPartition(topic, p) for p in ids])
+    return {tp.partition: int(o) for tp, o in found.items()}

@@ -201,9 +201,19 @@ class Campaign:
         return self.process
 
     def kill_at_random(self, within_s: float) -> None:
-        """kill -9 of the process group at a random moment of the next ``within_s`` seconds."""
-        self.running()
-        time.sleep(self.rng.uniform(0.1, within_s))
+        """kill -9 of the process group at a random moment.
+
+        A stopped service is started and killed anywhere from the middle of its start-up to
+        ``within_s`` after the time a start last took to its first commit: in start-up, in the
+        re-run of a begun batch, or in a batch. A running one is killed within ``within_s``.
+        """
+        if self.process is None:
+            typical = self.first_commit_s[-1] if self.first_commit_s else 30.0
+            self.process = self.service.start("--trigger", "500ms")
+            time.sleep(self.rng.uniform(typical / 2, typical + within_s))
+            _alive(self.process, self.service)
+        else:
+            time.sleep(self.rng.uniform(0.1, within_s))
         self._kill()
 
     def kill_between_commits(self, attempts: int = 30) -> None:

@@ -87,9 +87,10 @@ def test_a_replayed_batch_is_written_once(
     batch = records(spark, mixed_events(14))
 
     first = process(batch, 0)
-    process(batch, 0)  # Spark re-runs a batch after a crash before its checkpoint commit
+    again = process(batch, 0)  # Spark re-runs a batch after a crash before its checkpoint commit
 
     assert (first.predictions, first.quarantined) == (12, 2)
+    assert (again.rows_in, again.predictions, again.quarantined) == (14, 12, 2)
     assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 12
     assert spark.read.format("delta").load(str(tmp_path / "q")).count() == 2
     assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1")
