@@ -22,7 +22,7 @@ from streaming.query.checkpoint import plan_start, read_checkpoint_state
 from streaming.query.processor import JudgeCache, MicroBatchProcessor
 from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
-from streaming.sink.delta import DeltaSink
+from streaming.sink.delta import BatchRecord, DeltaSink
 from streaming.sink.tables import (
     PREDICTIONS_ADDED_LATER,
     PREDICTIONS_PARTITION,
@@ -76,6 +76,7 @@ class InferenceService:
             QUARANTINE_PARTITION,
             app_id=f"{s.app_id}:quarantine",
         )
+        self.tables = (self.predictions, self.quarantine)
         self.judges = JudgeCache(s.parse_rules)
         self.models = ModelProvider(
             self.spark,
@@ -109,27 +110,18 @@ class InferenceService:
             fail_on_data_loss=s.on_data_loss == "fail",
         )
         # The model downloads, passes its smoke prediction and gets its record judge while the
-        # two tables are created or checked and the broker is asked who it is: side by side,
-        # each is mostly waiting for the JVM.
+        # two tables are created or checked (and their newest batches read for the start check)
+        # and the broker is asked who it is: side by side, each is mostly waiting for the JVM.
+        checkpoint = str(s.checkpoint_dir)
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="start") as pool:
-            started: list[Future[object]] = [
-                pool.submit(self.models.start),
-                pool.submit(self.predictions.ensure_table),
-                pool.submit(self.quarantine.ensure_table),
-            ]
+            model: Future[object] = pool.submit(self.models.start)
+            newest = [pool.submit(_ensure_and_read_newest, t) for t in self.tables]
             check_broker_reachable(s.bootstrap_servers)
             check_kafka_access(self.spark, options)
-            for future in started:
-                future.result()
-        checkpoint = str(s.checkpoint_dir)
-        predictions_last = self.predictions.last_batch()
-        plan = plan_start(
-            read_checkpoint_state(self.spark, checkpoint),
-            predictions_last,
-            self.quarantine.last_batch(),
-            checkpoint,
-            s.predictions_table,
-        )
+            state = read_checkpoint_state(self.spark, checkpoint)
+            model.result()
+            predictions_last, quarantine_last = (future.result() for future in newest)
+        plan = plan_start(state, predictions_last, quarantine_last, checkpoint, s.predictions_table)
         if plan.replay is not None:
             log.info(
                 "batch %d was begun before the restart; replaying it with model version %s",
@@ -211,6 +203,12 @@ class InferenceService:
         exception = query.exception()
         if exception is not None:
             raise exception
+
+
+def _ensure_and_read_newest(table: DeltaSink) -> BatchRecord | None:
+    """Create or check ``table``, then read the newest batch this query wrote to it."""
+    table.ensure_table()
+    return table.last_batch()
 
 
 def _drop_redelivered(records: DataFrame, watermark: str) -> DataFrame:
