@@ -26,7 +26,9 @@ from streaming.errors import ConfigurationError
 __all__ = ["BatchRecord", "DeltaSink", "check_table_location", "read_table"]
 
 log = logging.getLogger(__name__)
-_HISTORY_DEPTH = 200
+# The newest commits are read first; the deeper window only when none of them is this writer's
+# (another writer, e.g. a compaction, committed since). Reading history costs per commit read.
+_HISTORY_WINDOWS = (8, 200)
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,18 @@ class DeltaSink:
         """The newest batch this writer committed to the table, or ``None``."""
         if not DeltaTable.isDeltaTable(self.spark, self.path):
             return None
-        history = DeltaTable.forPath(self.spark, self.path).history(_HISTORY_DEPTH)
-        for row in (
-            history.select("version", "userMetadata").orderBy("version", ascending=False).collect()
-        ):
-            record = BatchRecord.from_json(row.userMetadata)
-            if record is not None and record.app_id == self.app_id:
-                return record
+        table = DeltaTable.forPath(self.spark, self.path)
+        for depth in _HISTORY_WINDOWS:
+            rows = (
+                table.history(depth)
+                .select("version", "userMetadata")
+                .orderBy("version", ascending=False)
+                .collect()
+            )
+            for row in rows:
+                record = BatchRecord.from_json(row.userMetadata)
+                if record is not None and record.app_id == self.app_id:
+                    return record
+            if len(rows) < depth:  # the whole history was read
+                break
         return None
