@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import deltalake
 from kafka import KafkaProducer
 
 from infra.tracking import TrackingStore
@@ -86,24 +85,6 @@ class DeltaLog:
             if "txn" in action:
                 return int(action["txn"]["version"])
         return None
-
-
-def committed_batches(table: Path) -> int:
-    try:
-        return len(deltalake.DeltaTable(str(table)).history()) - 1  # minus the CREATE
-    except Exception:
-        return 0
-
-
-def wait_for_batches(
-    table: Path, at_least: int, process: subprocess.Popen[bytes], timeout_s: float = 180
-) -> int:
-    def batches() -> int:
-        assert process.poll() is None, "service exited early"
-        found = committed_batches(table)
-        return found if found >= at_least else 0
-
-    return wait_until(batches, f"{at_least} batches in {table}", timeout_s, interval_s=0.2)
 
 
 class LiveProducer(threading.Thread):
