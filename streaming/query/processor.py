@@ -57,12 +57,13 @@ class BatchSink(Protocol):
     """Appends one batch's rows idempotently (``DeltaSink``; a stand-in in tests).
 
     ``append`` must read ``rows`` (run the plan) unless it raises: the figures of the batch
-    come from that one pass.
+    come from that one pass. A ``guarded`` append is skipped when the batch is in the table
+    already; an unguarded one is for a batch the caller knows is new.
     """
 
     app_id: str
 
-    def append(self, rows: DataFrame, record: BatchRecord) -> None: ...
+    def append(self, rows: DataFrame, record: BatchRecord, guarded: bool = True) -> None: ...
 
     def has_batch(self, batch_id: int) -> bool: ...
 
@@ -105,6 +106,11 @@ class MicroBatchProcessor:
         replay: A batch begun before a restart, re-run with the model version it began with.
         committed_through: The newest batch id the predictions table held at start: a batch
             up to it has its predictions already, and only what else is missing is written.
+        begun_through: The newest batch id the checkpoint had planned at start. Up to it, a
+            batch may have been begun by an earlier run, so its writes are guarded by Delta's
+            own transaction check; a later batch was planned by this run (Spark creates the
+            offset-log entry of a batch once) and is new to both tables, as the processor
+            tracks, so its writes skip that check (a snapshot-state job per commit).
         clock: The scored-at time; injectable for tests.
         rules: How records are judged (value size limit, profile policies); each batch is
             judged against its model's signature and data profile.
@@ -120,6 +126,7 @@ class MicroBatchProcessor:
         metrics: ServiceMetrics | None = None,
         replay: BatchRecord | None = None,
         committed_through: int | None = None,
+        begun_through: int | None = None,
         clock: Callable[[], datetime] = _utc_now,
         rules: ParseRules | None = None,
         judges: JudgeCache | None = None,
@@ -130,6 +137,7 @@ class MicroBatchProcessor:
         self.metrics = metrics or models.metrics
         self.replay = replay
         self.committed_through = -1 if committed_through is None else committed_through
+        self.begun_through = -1 if begun_through is None else begun_through
         self.clock = clock
         self.judges = judges or JudgeCache(rules)
         self.in_flight = threading.Event()
@@ -211,8 +219,9 @@ class MicroBatchProcessor:
             batch_id,
             now,
         )
+        guarded = batch_id <= self.begun_through
         self.predictions.append(
-            scored, BatchRecord(self.predictions.app_id, batch_id, version, None)
+            scored, BatchRecord(self.predictions.app_id, batch_id, version, None), guarded
         )
         figures = observation.get
         rejected = list(figures.get("rejected") or [])
@@ -221,6 +230,7 @@ class MicroBatchProcessor:
             self.quarantine.append(
                 quarantine_rows(frame, batch_id, now),
                 BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
+                guarded,
             )
         rows_in = int(figures.get("rows_in") or 0)
         return self._outcome(batch_id, rows_in, rejected, version, started)

@@ -40,6 +40,10 @@ from streaming.source.kafka import (
 __all__ = ["InferenceService"]
 
 log = logging.getLogger(__name__)
+# A Delta checkpoint rewrites the table's whole state; at the default of one per 10 commits it
+# lands every few batches and stalls the one that writes it by seconds. Readers replay at most
+# this many small commit files instead.
+_LOG_PROPERTIES = {"delta.checkpointInterval": "100"}
 
 
 @dataclass
@@ -66,7 +70,7 @@ class InferenceService:
             PREDICTIONS_SCHEMA,
             PREDICTIONS_PARTITION,
             app_id=f"{s.app_id}:predictions",
-            properties={"delta.appendOnly": "true"},
+            properties={"delta.appendOnly": "true", **_LOG_PROPERTIES},
             added_later=PREDICTIONS_ADDED_LATER,
         )
         self.quarantine = DeltaSink(
@@ -75,6 +79,7 @@ class InferenceService:
             QUARANTINE_SCHEMA,
             QUARANTINE_PARTITION,
             app_id=f"{s.app_id}:quarantine",
+            properties=dict(_LOG_PROPERTIES),
         )
         self.tables = (self.predictions, self.quarantine)
         self.judges = JudgeCache(s.parse_rules)
@@ -137,6 +142,7 @@ class InferenceService:
             self.metrics,
             replay=plan.replay,
             committed_through=predictions_last.batch_id if predictions_last else None,
+            begun_through=state.planned,
             judges=self.judges,
         )
         self.models.follow_in_background()

@@ -64,14 +64,18 @@ class ScriptedModels:
 
 @dataclass
 class MemorySink:
-    """Keeps appended batches in memory, skipping a batch id it already has (like Delta)."""
+    """Keeps appended batches in memory: a guarded append of a batch id it has is skipped (as
+    Delta's transaction check does); an unguarded one would write it twice, and fails here."""
 
     app_id: str
     batches: dict[int, list[Row]] = field(default_factory=dict)
     records: list[BatchRecord] = field(default_factory=list)
+    guarded: list[bool] = field(default_factory=list)
 
-    def append(self, rows: DataFrame, record: BatchRecord) -> None:
+    def append(self, rows: DataFrame, record: BatchRecord, guarded: bool = True) -> None:
         collected = rows.collect()
+        self.guarded.append(guarded)
+        assert guarded or record.batch_id not in self.batches, "an unguarded append wrote twice"
         if record.batch_id not in self.batches:
             self.batches[record.batch_id] = collected
             self.records.append(record)
@@ -92,12 +96,18 @@ def good(i: int) -> bytes:
 
 
 def processor(
-    models: ScriptedModels, replay: BatchRecord | None = None
+    models: ScriptedModels, replay: BatchRecord | None = None, begun_through: int | None = None
 ) -> tuple[MicroBatchProcessor, MemorySink, MemorySink]:
     predictions, quarantine = MemorySink("q:predictions"), MemorySink("q:quarantine")
     return (
         MicroBatchProcessor(
-            models, predictions, quarantine, models.metrics, replay=replay, clock=lambda: AT
+            models,
+            predictions,
+            quarantine,
+            models.metrics,
+            replay=replay,
+            begun_through=begun_through,
+            clock=lambda: AT,
         ),
         predictions,
         quarantine,
@@ -182,6 +192,20 @@ def test_a_batch_run_twice_is_appended_once(spark: SparkSession) -> None:
     assert len(predictions.batches[3]) == 1 and len(quarantine.batches[3]) == 1
     assert [r.error_kind for r in quarantine.batches[3]] == ["invalid_utf8"]
     assert process.metrics.batches._value.get() == 2
+
+
+def test_only_batches_begun_before_the_start_are_guarded_by_deltas_transaction_check(
+    spark: SparkSession,
+) -> None:
+    models = ScriptedModels({"1": constant_model("1", 1.0)}, current="1")
+    process, predictions, quarantine = processor(models, begun_through=4)
+
+    process(records(spark, [good(0), b"{"]), 4)  # planned before the start: maybe begun
+    process(records(spark, [good(1), b"{"], first_offset=2), 5)  # planned by this run
+    process(records(spark, [good(1), b"{"], first_offset=2), 5)  # Spark re-runs it
+
+    assert predictions.guarded == [True, False] and quarantine.guarded == [True, False]
+    assert len(predictions.batches[5]) == 1 and len(quarantine.batches[5]) == 1
 
 
 def test_a_versions_judge_is_built_once_and_can_be_built_before_its_first_batch(

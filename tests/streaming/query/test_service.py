@@ -444,6 +444,7 @@ def test_tables_use_the_default_protocol_for_other_readers(
     detail = spark.sql(f"DESCRIBE DETAIL delta.`{settings.predictions_table}`").collect()[0]
     assert detail.minReaderVersion == 1
     assert "deletionVectors" not in (detail.tableFeatures or [])
+    assert detail.properties["delta.checkpointInterval"] == "100"
 
     con = duckdb_with_delta()
     day = (
