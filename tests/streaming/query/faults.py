@@ -79,11 +79,11 @@ class DeltaLog:
         return (self.log / f"{version:020d}.json").exists()
 
     def batch_of(self, version: int) -> int | None:
-        """The streaming batch id that commit ``version`` wrote (its ``txn`` action)."""
+        """The streaming batch id that commit ``version`` wrote (its ``userMetadata`` record)."""
         for line in (self.log / f"{version:020d}.json").read_text().splitlines():
-            action = json.loads(line)
-            if "txn" in action:
-                return int(action["txn"]["version"])
+            metadata = json.loads(line).get("commitInfo", {}).get("userMetadata")
+            if metadata:
+                return int(json.loads(metadata)["batch_id"])
         return None
 
 
