@@ -318,10 +318,33 @@ class JudgedEvents:
         )
 
 
+def _no_duplicate_key(typed: Column, keys: Column, json_schema: StructType) -> Column:
+    """No key of the object is given twice.
+
+    Each field that parsed to a value was given at least once, so when there are as many keys
+    as such fields, no key repeats: the usual record is settled by null tests. Only the
+    others (a null or unknown field) have their keys compared.
+    """
+    given = F.lit(0)
+    for f in json_schema.fields:
+        given = given + F.when(typed[f.name].isNotNull(), 1).otherwise(0)
+    return (F.size(keys) == given) | (F.size(F.array_distinct(keys)) == F.size(keys))
+
+
 def _present_as_null(text: Column, name: str) -> Column:
-    """``text`` gives field ``name`` as JSON ``null`` (a byte search first, then a regex)."""
-    return F.contains(text, F.lit(f'"{name}"')) & F.regexp_like(
-        text, F.lit(_key_pattern(name) + "\\s*null\\b")
+    """``text`` gives field ``name`` as JSON ``null``.
+
+    Two plain substring searches find the spellings JSON writers use (``"name": null``,
+    ``"name":null``); a regex, which scans the whole text, runs only for other whitespace.
+    Only a structural key can be followed by a colon, so a string value cannot look like one.
+    """
+    return (
+        F.contains(text, F.lit(f'"{name}": null'))
+        | F.contains(text, F.lit(f'"{name}":null'))
+        | (
+            F.contains(text, F.lit(f'"{name}"'))
+            & F.regexp_like(text, F.lit(_key_pattern(name) + "\\s*null\\b"))
+        )
     )
 
 
@@ -381,7 +404,7 @@ class EventJudge:
             t.isNotNull()
             & F.col("_one")
             & F.is_valid_utf8(text)
-            & (F.size(F.array_distinct(keys)) == F.size(keys))
+            & _no_duplicate_key(t, keys, json_schema)
             & ~_any([c.fails for c in confusions])
             & ~_any([c.fails for k in quarantined_kinds for c in checks[k]])
         )

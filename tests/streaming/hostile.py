@@ -154,6 +154,26 @@ CASES: tuple[Case, ...] = (
         flag="unseen_category",
     ),
     Case("null for an optional feature", _event(bedrooms=None)),
+    Case(
+        "null for a required feature, compact",
+        b'{"room_type":"Private room","accommodates":null}',
+    ),
+    Case(
+        "null for a required feature, spaced oddly",
+        b'{"room_type": "Private room", "accommodates"\t:\n  null}',
+    ),
+    Case(
+        "a field given twice, first as null",
+        b'{"room_type": "Private room", "accommodates": null, "accommodates": 2}',
+        "duplicate_field",
+        detail="'accommodates' given twice",
+    ),
+    Case(
+        "an unknown field given twice",
+        _event()[:-1] + b', "note": 1, "note": 2}',
+        "duplicate_field",
+        detail="'note' given twice",
+    ),
     Case("an unknown extra field holding an object", _event(extra={"a": [1, {"b": 2}]})),
     Case(
         "pretty-printed JSON", json.dumps(json.loads(_event(event_id="pretty")), indent=2).encode()
