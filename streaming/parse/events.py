@@ -412,7 +412,7 @@ class EventJudge:
             given = (
                 _present_as_null(text, f.name)
                 if f.name in schema.required
-                else _absent(text, f.name) | _present_as_null(text, f.name)
+                else _present_as_null(text, f.name) | _absent(text, f.name)
             )
             ok = ok & (t[f.name].isNotNull() | given)
         flagged = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]
