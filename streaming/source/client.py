@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from streaming.errors import ConfigurationError
 
+# What to check when a broker does not answer with the given settings.
+CONNECTION_HINT = (
+    "check --bootstrap-servers and the kafka.security.protocol / kafka.sasl.* / kafka.ssl.* options"
+)
+
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
-__all__ = ["earliest_offsets", "end_offsets", "kafka_python_config"]
+__all__ = ["CONNECTION_HINT", "earliest_offsets", "end_offsets", "kafka_python_config"]
 
 _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _DIRECT = {
@@ -78,8 +83,7 @@ def _offsets_consumer(
         )
     except KafkaError as e:
         raise ConfigurationError(
-            f"Kafka at {bootstrap_servers} did not answer ({e}): check --bootstrap-servers and "
-            "the kafka.security.protocol / kafka.sasl.* / kafka.ssl.* options"
+            f"Kafka at {bootstrap_servers} did not answer ({e}): {CONNECTION_HINT}"
         ) from None
     try:
         yield consumer

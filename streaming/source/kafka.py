@@ -11,6 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from infra.errors import first_line
 from streaming.errors import ConfigurationError
+from streaming.source.client import CONNECTION_HINT
 
 __all__ = [
     "KAFKA_COLUMNS",
@@ -106,8 +107,7 @@ def check_kafka_access(
     except Py4JJavaError as e:
         raise ConfigurationError(
             f"Kafka at {options.get('kafka.bootstrap.servers')} did not answer with the given "
-            f"settings ({_root_cause(e.java_exception)}): check --bootstrap-servers and the "
-            "kafka.security.protocol / kafka.sasl.* / kafka.ssl.* options"
+            f"settings ({_root_cause(e.java_exception)}): {CONNECTION_HINT}"
         ) from None
     finally:
         admin.close(jvm.java.time.Duration.ofSeconds(5))
