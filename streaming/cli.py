@@ -45,7 +45,11 @@ _KAFKA_ENV_PREFIX = "STREAMING_KAFKA_"
 COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]] = {
     "run": (ServiceSettings, "run the streaming inference query", commands.run),
     "batch": (BatchSettings, "score a Delta/Parquet/CSV table into a Delta table", commands.batch),
-    "status": (StatusSettings, "lag per partition, last batch, model version", commands.status),
+    "status": (
+        StatusSettings,
+        "lag per partition, last batch, model version; a health check (exit 1)",
+        commands.status,
+    ),
     "produce": (
         ProduceSettings,
         "send the events of a JSON-lines file to a topic",

@@ -125,23 +125,27 @@ def batch(settings: BatchSettings) -> int:
 
 
 def status(settings: StatusSettings) -> int:
-    """Print lag per partition, the last batch and the model version that scored it."""
-    from streaming.query.status import read_status
+    """Print lag per partition, the last batch and the model version that scored it; exit 1
+    when the query is behind or stalled beyond the limits (a health check)."""
+    from streaming.query.status import HealthLimits, read_status
 
     checkpoint = settings.checkpoint_dir
     if not checkpoint.exists():
         raise ConfigurationError(
             f"no checkpoint at {checkpoint}: give --checkpoint or --query-name"
         )
+    limits = HealthLimits(settings.max_lag, settings.max_stall_seconds)
     result = read_status(
         checkpoint,
         settings.bootstrap_servers,
         settings.predictions_table,
         app_id=f"streaming-inference:{settings.query_name}:predictions",
         client_options=settings.kafka_client_options,
+        quarantine_table=settings.quarantine_table,
+        stall_after_s=settings.max_stall_seconds,
     )
-    print(result.render())
-    return 0
+    print(result.to_json(limits) if settings.output == "json" else result.render(limits))
+    return 1 if result.problems(limits) else 0
 
 
 def produce(settings: ProduceSettings) -> int:

@@ -414,6 +414,19 @@ class StatusSettings(KafkaClientSettings):
     predictions_table: str | None = Field(
         None, description="Delta table path of predictions, for the last batch's figures"
     )
+    quarantine_table: str | None = Field(
+        None, description="Delta table path of the quarantine, for its counts by error kind"
+    )
+    output: Literal["text", "json"] = Field("text", description="text for people, or json")
+    max_lag: int | None = Field(
+        None, ge=0, description="exit 1 when more records than this wait, over all partitions"
+    )
+    max_stall_seconds: float | None = Field(
+        300.0,
+        gt=0,
+        description="exit 1 when a record has waited unread longer than this (by its Kafka "
+        "timestamp; needs --bootstrap-servers)",
+    )
 
     @property
     def checkpoint_dir(self) -> Path:

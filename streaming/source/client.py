@@ -21,7 +21,13 @@ CONNECTION_HINT = (
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
-__all__ = ["CONNECTION_HINT", "earliest_offsets", "end_offsets", "kafka_python_config"]
+__all__ = [
+    "CONNECTION_HINT",
+    "earliest_offsets",
+    "end_offsets",
+    "kafka_python_config",
+    "offsets_since",
+]
 
 _JAAS_OPTION = re.compile(r'(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"')
 _DIRECT = {
@@ -106,6 +112,30 @@ def end_offsets(
     with _offsets_consumer(bootstrap_servers, client_options) as consumer:
         found = consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
     return {(tp.topic, tp.partition): int(o) for tp, o in found.items()}
+
+
+def offsets_since(
+    bootstrap_servers: str,
+    client_options: Mapping[str, str],
+    partitions: Sequence[tuple[str, int]],
+    timestamp_ms: int,
+) -> dict[tuple[str, int], int | None]:
+    """The first offset of each ``(topic, partition)`` whose record is stamped at or after
+    ``timestamp_ms`` (``None``: every record the partition holds is older).
+
+    Raises:
+        ConfigurationError: the broker did not answer with these settings.
+    """
+    from kafka import TopicPartition
+
+    with _offsets_consumer(bootstrap_servers, client_options) as consumer:
+        found = consumer.offsets_for_times(
+            {TopicPartition(t, p): timestamp_ms for t, p in partitions}
+        )
+    return {
+        (tp.topic, tp.partition): None if hit is None else int(hit.offset)
+        for tp, hit in found.items()
+    }
 
 
 def earliest_offsets(
