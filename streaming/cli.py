@@ -1,4 +1,4 @@
-"""Command line: ``python -m streaming run|batch|status|produce``.
+"""Command line: ``python -m streaming run|batch|status|tail|produce|verify``.
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -32,6 +32,7 @@ from streaming.settings import (
     ServiceSettings,
     StatusSettings,
     StreamingCommand,
+    TailSettings,
     VerifySettings,
 )
 
@@ -49,6 +50,11 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
         StatusSettings,
         "lag per partition, last batch, model version; a health check (exit 1)",
         commands.status,
+    ),
+    "tail": (
+        TailSettings,
+        "the newest rows of the predictions or quarantine table, without Spark",
+        commands.tail,
     ),
     "produce": (
         ProduceSettings,

@@ -17,6 +17,7 @@ from streaming.settings import (
     ServiceSettings,
     SparkCommand,
     StatusSettings,
+    TailSettings,
     VerifySettings,
 )
 from streaming.sink.delta import check_table_location
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from streaming.score.model import LoadedModel
 
-__all__ = ["batch", "produce", "run", "status", "verify"]
+__all__ = ["batch", "produce", "run", "status", "tail", "verify"]
 
 log = logging.getLogger("streaming")
 
@@ -146,6 +147,30 @@ def status(settings: StatusSettings) -> int:
     )
     print(result.to_json(limits) if settings.output == "json" else result.render(limits))
     return 1 if result.problems(limits) else 0
+
+
+def tail(settings: TailSettings) -> int:
+    """Print the newest rows of a table; with ``--follow``, the rows of each new batch."""
+    from streaming.sink.tail import TableTail, render_json, render_text
+
+    reader = TableTail(settings.table)
+    header = True
+    try:
+        for rows in (
+            reader.follow(settings.rows, settings.poll_seconds)
+            if settings.follow
+            else iter([reader.newest(settings.rows)])
+        ):
+            if settings.output == "json":
+                text = render_json(rows)
+            else:
+                text = render_text(rows, header)
+                header = False
+            if text:
+                print(text, flush=True)
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def produce(settings: ProduceSettings) -> int:

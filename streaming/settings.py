@@ -433,6 +433,18 @@ class StatusSettings(KafkaClientSettings):
         return Path(self.checkpoint or self.project_home.checkpoints / self.query_name)
 
 
+class TailSettings(StreamingCommand):
+    """``tail``: the newest rows of the predictions or quarantine table, without Spark."""
+
+    table: str = Field(description="Delta table path (the predictions or quarantine table)")
+    rows: int = Field(10, gt=0, description="how many of the newest rows to show")
+    follow: bool = Field(False, description="keep showing the rows of new batches (Ctrl-C ends)")
+    poll_seconds: float = Field(1.0, gt=0, description="how often --follow looks for commits")
+    output: Literal["text", "json"] = Field(
+        "text", description="text (tab-separated) or json (one object per row)"
+    )
+
+
 class ProduceSettings(KafkaClientSettings):
     """``produce``: send events from a JSON-lines file (one event per line) to a topic."""
 
