@@ -5,54 +5,77 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from pyspark.ml import PipelineModel
 from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
 
 from streaming.cli import main
-from streaming.settings import ServiceSettings
+from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.tables import (
+    PREDICTIONS_PARTITION,
+    PREDICTIONS_SCHEMA,
+    QUARANTINE_PARTITION,
+    QUARANTINE_SCHEMA,
+    REJECTED_SCHEMA,
+    quarantine_rows,
+)
 from streaming.sink.tail import TableTail
-from tests.streaming.conftest import Registry, mixed_events, produce, training_frame
-from tests.streaming.query.test_service import run_once
+
+AT = datetime(2026, 11, 26, 12, 0, 0)
+
+
+def _sink(
+    spark: SparkSession, path: Path, schema: StructType, partition: tuple[str, ...]
+) -> DeltaSink:
+    sink = DeltaSink(spark, str(path), schema, partition, app_id=f"q:{path.name}")
+    sink.ensure_table()
+    return sink
+
+
+def _predictions(spark: SparkSession, sink: DeltaSink, batch_id: int, offsets: range) -> None:
+    rows = [
+        (f"e-{o}", f"k-{o}", None, AT, float(o), None, "m", "1", "run", "listings", o % 2, o,
+         AT, batch_id, AT, AT.date())
+        for o in offsets
+    ]  # fmt: skip
+    sink.append(
+        spark.createDataFrame(rows, PREDICTIONS_SCHEMA), BatchRecord(sink.app_id, batch_id, "1")
+    )
 
 
 def test_tail_shows_the_newest_rows_and_follows_new_batches(
-    spark: SparkSession,
-    registry: Registry,
-    base_model: PipelineModel,
-    topic: str,
-    kafka_bootstrap: str,
-    service_settings: Callable[..., ServiceSettings],
-    capsys: pytest.CaptureFixture[str],
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registry.register_spark(base_model, training_frame(spark))
-    settings = service_settings(f"models:/{registry.name}@champion", max_offsets_per_trigger=6)
-    produce(kafka_bootstrap, topic, mixed_events(14))  # offsets 6 and 13 are malformed
-    run_once(spark, registry, settings)
-    capsys.readouterr()
+    predictions = _sink(spark, tmp_path / "predictions", PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION)
+    for batch_id, offsets in enumerate([range(0, 6), range(6, 12), range(12, 14)]):
+        _predictions(spark, predictions, batch_id, offsets)
+    quarantine = _sink(spark, tmp_path / "quarantine", QUARANTINE_SCHEMA, QUARANTINE_PARTITION)
+    rejected = spark.createDataFrame(
+        [(b"k", b"{not json", "listings", 0, 20, AT, "malformed_json", "value is not valid JSON"),
+         (b"\xff", b"\xc3\x28", "listings", 1, 21, AT, "invalid_utf8", "value is not valid UTF-8")],
+        REJECTED_SCHEMA,
+    )  # fmt: skip
+    quarantine.append(quarantine_rows(rejected, 2, AT), BatchRecord(quarantine.app_id, 2, "1", 2))
 
-    assert main(["tail", "--table", settings.predictions_table, "--rows", "4"], {}) == 0
+    assert main(["tail", "--table", str(tmp_path / "predictions"), "--rows", "4"], {}) == 0
     lines = capsys.readouterr().out.splitlines()
-    header = lines[0].split("\t")
-    assert header[:5] == ["scored_at", "batch_id", "topic", "partition", "offset"]
-    newest = spark.read.format("delta").load(settings.predictions_table)
-    expected = [
-        (r.batch_id, r.partition, r.offset)
-        for r in newest.orderBy("batch_id", "partition", "offset").collect()[-4:]
-    ]
+    assert lines[0].split("\t")[:5] == ["scored_at", "batch_id", "topic", "partition", "offset"]
     shown = [tuple(int(f) for f in (v[1], v[3], v[4])) for v in (x.split("\t") for x in lines[1:])]
-    assert shown == expected
+    assert shown == [(1, 1, 9), (1, 1, 11), (2, 0, 12), (2, 1, 13)]  # batch, partition, offset
 
-    assert main(["tail", "--table", settings.quarantine_table, "--output", "json"], {}) == 0
-    rejected = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert sorted(r["error_kind"] for r in rejected) == ["malformed_json", "missing_field"]
-    assert all(r["error_detail"] and "value" in r for r in rejected)
+    assert main(["tail", "--table", str(tmp_path / "quarantine"), "--output", "json"], {}) == 0
+    found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["error_kind"], r["key"], r["value"]) for r in found] == [
+        ("malformed_json", "k", "{not json"),
+        ("invalid_utf8", "\\xff", "\\xc3("),
+    ]
 
-    # Following: the rows of the batches committed after the first read, once each.
-    reader, seen, stop = TableTail(settings.predictions_table), [], threading.Event()
+    # Following: the rows of each batch committed after the first read, once each.
+    reader, seen, stop = TableTail(str(tmp_path / "predictions")), [], threading.Event()
 
     def follow() -> None:
         for rows in reader.follow(2, 0.2, keep_going=lambda: not stop.is_set()):
@@ -60,15 +83,16 @@ def test_tail_shows_the_newest_rows_and_follows_new_batches(
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
-    produce(kafka_bootstrap, topic, mixed_events(5, start=14, bad_every=0), start_key=14)
-    run_once(spark, registry, settings)
-    deadline_reached = not _wait(lambda: sum(t.num_rows for t in seen) >= 7, 30)
+    assert _wait(lambda: len(seen) == 1, 30)
+    _predictions(spark, predictions, 3, range(14, 17))
+    _predictions(spark, predictions, 4, range(17, 19))
+    arrived = _wait(lambda: sum(t.num_rows for t in seen) >= 7, 30)
     stop.set()
     follower.join(10)
-    assert not deadline_reached
-    later = pa.concat_tables(seen[1:])
-    assert seen[0].num_rows == 2 and later.num_rows == 5
-    assert sorted(later["event_id"].to_pylist()) == sorted(f"e-{i}" for i in range(14, 19))
+    assert arrived
+    assert seen[0]["offset"].to_pylist() == [12, 13]
+    # batch 3 (partition 0: 14, 16; partition 1: 15), then batch 4 (0: 18; 1: 17)
+    assert pa.concat_tables(seen[1:])["offset"].to_pylist() == [14, 16, 15, 18, 17]
 
 
 def _wait(done: Callable[[], bool], timeout_s: float) -> bool:
