@@ -1,4 +1,4 @@
-"""Command line: ``python -m streaming run|batch|status|tail|produce|verify``.
+"""Command line: ``python -m streaming run|batch|status|tail|compact|vacuum|produce|verify``.
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -27,12 +27,14 @@ from infra.settings import (
 from streaming import commands
 from streaming.settings import (
     BatchSettings,
+    CompactSettings,
     KafkaClientSettings,
     ProduceSettings,
     ServiceSettings,
     StatusSettings,
     StreamingCommand,
     TailSettings,
+    VacuumSettings,
     VerifySettings,
 )
 
@@ -50,6 +52,16 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
         StatusSettings,
         "lag per partition, last batch, model version; a health check (exit 1)",
         commands.status,
+    ),
+    "compact": (
+        CompactSettings,
+        "compact a table's small files (Delta OPTIMIZE); safe while the query writes",
+        commands.compact,
+    ),
+    "vacuum": (
+        VacuumSettings,
+        "delete files a table no longer references, after a retention of 7 days or more",
+        commands.vacuum,
     ),
     "tail": (
         TailSettings,

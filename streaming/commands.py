@@ -13,11 +13,14 @@ from infra.tracking import TrackingStore, configure_tracking
 from streaming.errors import ConfigurationError
 from streaming.settings import (
     BatchSettings,
+    CompactSettings,
     ProduceSettings,
     ServiceSettings,
     SparkCommand,
+    SparkSessionCommand,
     StatusSettings,
     TailSettings,
+    VacuumSettings,
     VerifySettings,
 )
 from streaming.sink.delta import check_table_location
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
     from streaming.score.model import LoadedModel
 
-__all__ = ["batch", "produce", "run", "status", "tail", "verify"]
+__all__ = ["batch", "compact", "produce", "run", "status", "tail", "vacuum", "verify"]
 
 log = logging.getLogger("streaming")
 
@@ -63,7 +66,7 @@ def run(settings: ServiceSettings) -> int:
             return _serve(spark, settings, client_ready.result())
 
 
-def _session(settings: SparkCommand, app_name: str) -> AbstractContextManager[SparkSession]:
+def _session(settings: SparkSessionCommand, app_name: str) -> AbstractContextManager[SparkSession]:
     """The command's SparkSession, stopped with its JVM when the command ends."""
     from infra.spark import command_session
 
@@ -147,6 +150,29 @@ def status(settings: StatusSettings) -> int:
     )
     print(result.to_json(limits) if settings.output == "json" else result.render(limits))
     return 1 if result.problems(limits) else 0
+
+
+def compact(settings: CompactSettings) -> int:
+    """Compact a table's small files (Delta OPTIMIZE); safe while the query writes."""
+    from streaming.sink.maintenance import compact as optimize
+
+    check_table_location(settings.table)
+    with _session(settings, "streaming-inference:compact") as spark:
+        result = optimize(spark, settings.table, settings.where)
+    print(result.describe(settings.table))
+    return 0
+
+
+def vacuum(settings: VacuumSettings) -> int:
+    """Delete files the table no longer references, older than the retention (Delta VACUUM)."""
+    from streaming.sink.maintenance import vacuum as remove_unreferenced
+
+    deleted = remove_unreferenced(settings.table, settings.retain_hours)
+    print(
+        f"{settings.table}: deleted {len(deleted)} files unreferenced for over "
+        f"{settings.retain_hours:g} h"
+    )
+    return 0
 
 
 def tail(settings: TailSettings) -> int:

@@ -191,10 +191,8 @@ class KafkaClientSettings(StreamingCommand):
         }
 
 
-class SparkCommand(StreamingCommand, TrackingCommand):
-    """Options of a command that starts Spark and opens the MLflow store."""
-
-    model_config = SettingsConfigDict(env_prefix="STREAMING_")
+class SparkSessionCommand(StreamingCommand):
+    """Options of a command that starts Spark."""
 
     master: str | None = Field(
         None, description="Spark master when not under spark-submit (default local[*])"
@@ -217,6 +215,12 @@ class SparkCommand(StreamingCommand, TrackingCommand):
         if isinstance(value, list | tuple):
             return key_value_pairs(value, "--conf")
         return value
+
+
+class SparkCommand(SparkSessionCommand, TrackingCommand):
+    """Options of a command that starts Spark and opens the MLflow store."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMING_")
 
 
 class ParseCommand(StreamingCommand):
@@ -442,6 +446,29 @@ class TailSettings(StreamingCommand):
     poll_seconds: float = Field(1.0, gt=0, description="how often --follow looks for commits")
     output: Literal["text", "json"] = Field(
         "text", description="text (tab-separated) or json (one object per row)"
+    )
+
+
+class CompactSettings(SparkSessionCommand):
+    """``compact``: rewrite a table's small files into fewer large ones (Delta OPTIMIZE)."""
+
+    table: str = Field(description="Delta table path (the predictions or quarantine table)")
+    where: str | None = Field(
+        None,
+        description="only partitions matching this predicate on partition columns, e.g. "
+        "\"event_date = '2026-11-26'\"",
+    )
+
+
+class VacuumSettings(StreamingCommand):
+    """``vacuum``: delete data files the table no longer references (Delta VACUUM, delta-rs)."""
+
+    table: str = Field(description="Delta table path (the predictions or quarantine table)")
+    retain_hours: int = Field(
+        168,
+        ge=168,
+        description="keep files unreferenced for less than this; at least 168 (7 days), so "
+        "that readers and restarts of a running query never lose a file they still need",
     )
 
 

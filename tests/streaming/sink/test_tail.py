@@ -36,7 +36,8 @@ def _sink(
     return sink
 
 
-def _predictions(spark: SparkSession, sink: DeltaSink, batch_id: int, offsets: range) -> None:
+def append_predictions(spark: SparkSession, sink: DeltaSink, batch_id: int, offsets: range) -> None:
+    """Append one batch of predictions rows (offsets alternate between partitions 0 and 1)."""
     rows = [
         (f"e-{o}", f"k-{o}", None, AT, float(o), None, "m", "1", "run", "listings", o % 2, o,
          AT, batch_id, AT, AT.date())
@@ -52,7 +53,7 @@ def test_tail_shows_the_newest_rows_and_follows_new_batches(
 ) -> None:
     predictions = _sink(spark, tmp_path / "predictions", PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION)
     for batch_id, offsets in enumerate([range(0, 6), range(6, 12), range(12, 14)]):
-        _predictions(spark, predictions, batch_id, offsets)
+        append_predictions(spark, predictions, batch_id, offsets)
     quarantine = _sink(spark, tmp_path / "quarantine", QUARANTINE_SCHEMA, QUARANTINE_PARTITION)
     rejected = spark.createDataFrame(
         [(b"k", b"{not json", "listings", 0, 20, AT, "malformed_json", "value is not valid JSON"),
@@ -84,8 +85,8 @@ def test_tail_shows_the_newest_rows_and_follows_new_batches(
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     assert _wait(lambda: len(seen) == 1, 30)
-    _predictions(spark, predictions, 3, range(14, 17))
-    _predictions(spark, predictions, 4, range(17, 19))
+    append_predictions(spark, predictions, 3, range(14, 17))
+    append_predictions(spark, predictions, 4, range(17, 19))
     arrived = _wait(lambda: sum(t.num_rows for t in seen) >= 7, 30)
     stop.set()
     follower.join(10)
