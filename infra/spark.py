@@ -27,6 +27,10 @@ DELTA_CONF: Mapping[str, str] = {
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     # Tables stay on the default protocol so that delta-rs and DuckDB can read them.
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    # An append of no rows is still a commit: the service records every batch id in its
+    # predictions table, also a batch with nothing to score (Delta skips such a commit by
+    # default unless it carries a transaction id, which only a re-run batch does).
+    "spark.databricks.delta.skipRecordingEmptyCommits": "false",
 }
 
 _BASE_CONF: Mapping[str, str] = {

@@ -183,7 +183,9 @@ class DeltaSink:
         Args:
             guarded: Delta skips the append when this writer already committed the batch (or
                 a later one), and a concurrent commit of it fails this one. Unguarded, the
-                caller must know the batch is new to the table.
+                caller must know the batch is new to the table. An append of no rows is a
+                commit either way, as long as the session does not skip empty commits (the
+                project's sessions do not: ``infra.spark.DELTA_CONF``).
 
         Raises:
             Whatever Delta raises: an I/O failure fails the batch, and the query resumes from
