@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from streaming.cli import main
 from streaming.sink.delta import DeltaSink
 from streaming.sink.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA
-from tests.streaming.sink.test_tail import append_predictions
+from tests.streaming.sink.conftest import append_predictions
 from tests.support import duckdb_with_delta
 
 

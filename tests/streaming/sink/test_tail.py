@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,8 +23,7 @@ from streaming.sink.tables import (
     quarantine_rows,
 )
 from streaming.sink.tail import TableTail
-
-AT = datetime(2026, 11, 26, 12, 0, 0)
+from tests.streaming.sink.conftest import AT, append_predictions
 
 
 def _sink(
@@ -34,18 +32,6 @@ def _sink(
     sink = DeltaSink(spark, str(path), schema, partition, app_id=f"q:{path.name}")
     sink.ensure_table()
     return sink
-
-
-def append_predictions(spark: SparkSession, sink: DeltaSink, batch_id: int, offsets: range) -> None:
-    """Append one batch of predictions rows (offsets alternate between partitions 0 and 1)."""
-    rows = [
-        (f"e-{o}", f"k-{o}", None, AT, float(o), None, "m", "1", "run", "listings", o % 2, o,
-         AT, batch_id, AT, AT.date())
-        for o in offsets
-    ]  # fmt: skip
-    sink.append(
-        spark.createDataFrame(rows, PREDICTIONS_SCHEMA), BatchRecord(sink.app_id, batch_id, "1")
-    )
 
 
 def test_tail_shows_the_newest_rows_and_follows_new_batches(
