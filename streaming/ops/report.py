@@ -94,8 +94,8 @@ class ReportFigures:
 
     @property
     def quarantined_by_kind(self) -> dict[str, int]:
-        totals = self.quarantined.sum()
-        return {str(k): int(v) for k, v in totals.sort_values(ascending=False).items()}
+        totals = {str(k): int(v) for k, v in self.quarantined.sum().items()}
+        return dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
 
     @property
     def rows_by_version(self) -> dict[str, int]:
