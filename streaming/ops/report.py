@@ -173,10 +173,10 @@ def summarize(
     freq = f"{size}s"
     start = pd.Timestamp(window.start).tz_convert("UTC")
     end = pd.Timestamp(window.end).tz_convert("UTC")
-    index = pd.date_range(start.floor(freq), end - pd.Timedelta(microseconds=1), freq=freq)
-    if not len(index) or index[-1] + pd.Timedelta(seconds=size) < end:
-        index = index.append(pd.DatetimeIndex([index[-1] + pd.Timedelta(seconds=size)]))
-    index = index.rename("bucket")
+    # Every bucket that overlaps the window, aligned to multiples of its size since the epoch.
+    index = pd.date_range(
+        start.floor(freq), end - pd.Timedelta(microseconds=1), freq=freq, name="bucket"
+    )
 
     scored_frame = predictions.select(list(PREDICTION_COLUMNS)).to_pandas()
     scored_at = _utc_series(scored_frame["scored_at"])
@@ -189,7 +189,7 @@ def summarize(
     scored = pd.DataFrame({"rows": rows.astype("int64")}, index=index)
     scored["rows_per_s"] = scored["rows"] / np.asarray(seconds_inside)
     for p in _PERCENTILES:
-        quantile = latency.groupby(bucket).quantile(p / 100) if len(latency) else pd.Series()
+        quantile = latency.groupby(bucket).quantile(p / 100)
         scored[f"p{p}_s"] = quantile.reindex(index).astype("float64")
 
     labels = [

@@ -14,7 +14,13 @@ from matplotlib import image
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from streaming.cli import main
-from streaming.ops.report import Window, bucket_seconds, render_summary, summarize
+from streaming.ops.report import (
+    Window,
+    bucket_seconds,
+    render_figure,
+    render_summary,
+    summarize,
+)
 from streaming.sink.tables import (
     PREDICTIONS_PARTITION,
     PREDICTIONS_SCHEMA,
@@ -103,6 +109,24 @@ def test_a_bucket_cut_by_the_window_counts_its_rate_over_the_part_inside() -> No
     assert figures.scored["rows"].tolist() == [1, 1]
     assert figures.scored["rows_per_s"].tolist() == pytest.approx([1 / 30, 1 / 60])
     assert figures.quarantined.empty and figures.quarantined_by_kind == {}
+
+
+def test_a_window_with_only_quarantined_records_says_there_are_no_predictions() -> None:
+    window = Window(at(0), at(3600))
+    figures = summarize(prediction_rows([]), quarantine_rows([(10, "oversized")]), window)
+
+    assert figures.scored["rows"].sum() == 0 and figures.scored["p50_s"].isna().all()
+    assert render_summary(figures).splitlines()[1:] == [
+        "scored: 0 rows (0 rows/s)",
+        "latency from Kafka timestamp to scoring: no predictions",
+        "quarantined: 1 (oversized 1)",
+        "model versions: none",
+    ]
+    figure = render_figure(figures, "report")
+    assert [t.get_text() for axes in figure.axes for t in axes.texts] == [
+        "no predictions",
+        "no predictions",
+    ]
 
 
 @pytest.mark.parametrize(
