@@ -151,8 +151,8 @@ def _as_column_time(value: datetime, kind: pa.DataType) -> datetime:
     return value if getattr(kind, "tz", None) else value.replace(tzinfo=None)
 
 
-def _utc_series(values: pd.Series) -> pd.Series:
-    series = pd.to_datetime(values)
+def _utc_series(values: pa.ChunkedArray) -> pd.Series:
+    series = pd.Series(values.to_pandas())
     series = series.dt.tz_localize("UTC") if series.dt.tz is None else series.dt.tz_convert("UTC")
     return series.dt.as_unit("ns")  # the unit of the bucket index, so that they align
 
@@ -178,9 +178,8 @@ def summarize(
         start.floor(freq), end - pd.Timedelta(microseconds=1), freq=freq, name="bucket"
     )
 
-    scored_frame = predictions.select(list(PREDICTION_COLUMNS)).to_pandas()
-    scored_at = _utc_series(scored_frame["scored_at"])
-    latency = (scored_at - _utc_series(scored_frame["timestamp"])).dt.total_seconds()
+    scored_at = _utc_series(predictions["scored_at"])
+    latency = (scored_at - _utc_series(predictions["timestamp"])).dt.total_seconds()
     bucket = scored_at.dt.floor(freq)
     rows = bucket.value_counts().reindex(index, fill_value=0)
     seconds_inside = [
@@ -191,20 +190,9 @@ def summarize(
     for p in _PERCENTILES:
         quantile = latency.groupby(bucket).quantile(p / 100)
         scored[f"p{p}_s"] = quantile.reindex(index).astype("float64")
-
-    labels = [
-        f"{name} v{version}" if version is not None else str(name)
-        for name, version in zip(
-            scored_frame["model_name"], scored_frame["model_version"], strict=True
-        )
-    ]
-    versions = _counts(bucket, pd.Series(labels, index=scored_frame.index, dtype="object"), index)
-
-    quarantine_frame = quarantine.select(list(QUARANTINE_COLUMNS)).to_pandas()
-    quarantined_bucket = _utc_series(quarantine_frame["quarantined_at"]).dt.floor(freq)
-    quarantined = _counts(
-        quarantined_bucket, quarantine_frame["error_kind"].astype("object"), index
-    )
+    versions = _counts(bucket, _version_labels(predictions), index)
+    quarantined_bucket = _utc_series(quarantine["quarantined_at"]).dt.floor(freq)
+    quarantined = _counts(quarantined_bucket, quarantine["error_kind"], index)
 
     overall = (
         {f"p{p}": float(np.percentile(latency.to_numpy(), p)) for p in _PERCENTILES}
@@ -214,14 +202,25 @@ def summarize(
     return ReportFigures(window, size, scored, quarantined, versions, overall)
 
 
-def _counts(bucket: pd.Series, label: pd.Series, index: pd.DatetimeIndex) -> pd.DataFrame:
+def _version_labels(predictions: pa.Table) -> pa.ChunkedArray:
+    """``NAME vVERSION`` of each row (``NAME`` alone outside the registry), joined in Arrow:
+    a day of rows is millions, and only a handful of distinct labels."""
+    import pyarrow.compute as pc
+
+    name = predictions["model_name"]
+    return pc.coalesce(pc.binary_join_element_wise(name, predictions["model_version"], " v"), name)
+
+
+def _counts(bucket: pd.Series, labels: pa.ChunkedArray, index: pd.DatetimeIndex) -> pd.DataFrame:
     """Rows per bucket (rows of ``index``) and label (columns, in order of first appearance)."""
-    if not len(label):
+    if not len(labels):
         return pd.DataFrame(index=index)
-    frame = pd.DataFrame({"bucket": bucket.to_numpy(), "label": label.to_numpy()})
-    order = list(dict.fromkeys(frame.sort_values("bucket", kind="stable")["label"]))
-    counts = frame.groupby(["bucket", "label"]).size().unstack(fill_value=0)
-    return counts.reindex(index=index, columns=order, fill_value=0).astype("int64")
+    frame = pd.DataFrame(
+        {"bucket": bucket.reset_index(drop=True), "label": labels.dictionary_encode().to_pandas()}
+    )
+    counts = frame.groupby(["bucket", "label"], observed=True).size().unstack(fill_value=0)
+    first_seen = frame.groupby("label", observed=True)["bucket"].min().sort_values(kind="stable")
+    return counts.reindex(index=index, columns=list(first_seen.index), fill_value=0).astype("int64")
 
 
 def _number(value: float) -> str:
