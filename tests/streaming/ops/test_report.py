@@ -211,3 +211,9 @@ def test_report_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert error(*tables, "--since", "1h", "--from", "2026-11-26") == (
         "error: give --since or --from, not both"
     )
+    assert error(*tables, "--from", "2026-11-26T13:00", "--until", "2026-11-26T12:00") == (
+        "error: --from must be before --until"
+    )
+    assert error(*tables, "--from", "2999-01-01").startswith(
+        "error: --from 2999-01-01T00:00:00+00:00 is not before the end of the window, "
+    )
