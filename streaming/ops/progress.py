@@ -84,10 +84,13 @@ class BatchLogListener(StreamingQueryListener):
         pass
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
-        """No new records: the rates fall to 0 rather than keep the last batch's."""
-        if self._query_id is not None and str(event.id) == self._query_id:
-            self.metrics.input_rows_per_second.set(0)
-            self.metrics.processed_rows_per_second.set(0)
+        """No new records: the rates fall to 0 rather than keep the last batch's. Never raises."""
+        try:
+            if self._query_id is not None and str(event.id) == self._query_id:
+                self.metrics.input_rows_per_second.set(0)
+                self.metrics.processed_rows_per_second.set(0)
+        except Exception:  # pragma: no cover - logged, never raised into Spark
+            log.exception("could not report an idle query")
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
         pass
