@@ -207,6 +207,8 @@ def add_options(
             kwargs["metavar"] = extra.get("metavar", "KEY=VALUE")
         elif _is_bool(field.annotation):
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif "metavar" in extra:
+            kwargs["metavar"] = extra["metavar"]
         elif extra.get("positional"):
             parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, help=kwargs["help"])
             continue

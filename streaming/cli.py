@@ -1,4 +1,4 @@
-"""Command line: ``python -m streaming run|batch|status|tail|compact|vacuum|produce|verify``.
+"""Command line: ``python -m streaming run|batch|status|tail|report|compact|vacuum|produce|verify``.
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -30,6 +30,7 @@ from streaming.settings import (
     CompactSettings,
     KafkaClientSettings,
     ProduceSettings,
+    ReportSettings,
     ServiceSettings,
     StatusSettings,
     StreamingCommand,
@@ -67,6 +68,11 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
         TailSettings,
         "the newest rows of the predictions or quarantine table, without Spark",
         commands.tail,
+    ),
+    "report": (
+        ReportSettings,
+        "throughput, latency, quarantine and model versions over a time window, as a PNG",
+        commands.report,
     ),
     "produce": (
         ProduceSettings,

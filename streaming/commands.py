@@ -15,6 +15,7 @@ from streaming.settings import (
     BatchSettings,
     CompactSettings,
     ProduceSettings,
+    ReportSettings,
     ServiceSettings,
     SparkCommand,
     SparkSessionCommand,
@@ -32,7 +33,17 @@ if TYPE_CHECKING:
 
     from streaming.score.model import LoadedModel
 
-__all__ = ["batch", "compact", "produce", "run", "status", "tail", "vacuum", "verify"]
+__all__ = [
+    "batch",
+    "compact",
+    "produce",
+    "report",
+    "run",
+    "status",
+    "tail",
+    "vacuum",
+    "verify",
+]
 
 log = logging.getLogger("streaming")
 
@@ -196,6 +207,21 @@ def tail(settings: TailSettings) -> int:
                 print(text, flush=True)
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def report(settings: ReportSettings) -> int:
+    """Write the PNG of a time window's figures from the two tables and print their summary."""
+    from datetime import UTC, datetime
+
+    from streaming.ops.report import Window, render_summary, write_report
+
+    window = Window(*settings.window(datetime.now(UTC)))
+    figures = write_report(
+        settings.predictions_table, settings.quarantine_table, window, settings.output
+    )
+    print(render_summary(figures))
+    print(f"wrote {settings.output}")
     return 0
 
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from infra.settings import ProjectCommand, TrackingCommand, key_value_pairs
+from streaming.errors import ConfigurationError
 from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES, ParseRules
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "KafkaClientSettings",
     "ParseCommand",
     "ProduceSettings",
+    "ReportSettings",
     "ServiceSettings",
     "SparkCommand",
     "StatusSettings",
@@ -32,6 +35,7 @@ __all__ = [
     "VerifySettings",
     "check_starting_offsets",
     "is_secret_option",
+    "parse_since",
     "parse_trigger",
     "plain_kafka_options",
 ]
@@ -43,6 +47,8 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION = re.compile(
     r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h|days?|d)\s*$", re.IGNORECASE
 )
+_SPAN = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+_SPAN_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # A backlog is drained in batches of at most this many records: the first rows land within
 # seconds, and a batch's rejected records (gathered on the driver) stay bounded.
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 100_000
@@ -82,6 +88,23 @@ def parse_trigger(text: str) -> Trigger:
         unit, "seconds"
     )
     return Trigger(interval=f"{amount} {name}")
+
+
+def parse_since(text: str) -> timedelta:
+    """Parse a time span like ``90s``, ``30m``, ``24h``, ``7d`` or ``2w``.
+
+    Raises:
+        ValueError: the text is not a positive number followed by s, m, h, d or w.
+    """
+    match = _SPAN.match(text)
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError("is not a time span: use e.g. 30m, 24h, 7d")
+    return timedelta(seconds=int(match.group(1)) * _SPAN_SECONDS[match.group(2).lower()])
+
+
+def _utc(value: datetime) -> datetime:
+    """A time in UTC; one without an offset is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def check_starting_offsets(text: str, topics: tuple[str, ...]) -> None:
@@ -470,6 +493,82 @@ class VacuumSettings(StreamingCommand):
         description="keep files unreferenced for less than this; at least 168 (7 days), so "
         "that readers and restarts of a running query never lose a file they still need",
     )
+
+
+class ReportSettings(StreamingCommand):
+    """``report``: throughput, latency, quarantine and model versions over a time window, read
+    from the two tables without Spark, as a PNG and a short text summary."""
+
+    predictions_table: str = Field(description="Delta table path of predictions")
+    quarantine_table: str = Field(description="Delta table path of quarantined records")
+    since: str | None = Field(
+        None,
+        description="the window is this span up to --until: 30m, 24h, 7d (default 24h, "
+        "unless --from is given)",
+        json_schema_extra={"metavar": "SPAN"},
+    )
+    from_time: datetime | None = Field(
+        None,
+        description="start of the window, ISO 8601 like 2026-11-26T12:00 (UTC unless it "
+        "names an offset)",
+        json_schema_extra={"flag": "--from", "metavar": "TIME"},
+    )
+    until: datetime | None = Field(
+        None,
+        description="end of the window, ISO 8601 (default: now)",
+        json_schema_extra={"metavar": "TIME"},
+    )
+    output: Path = Field(
+        Path("report.png"), description="PNG file to write", json_schema_extra={"metavar": "PNG"}
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _span(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_since(value)
+        return value
+
+    @field_validator("from_time", "until", mode="before")
+    @classmethod
+    def _iso_time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    "is not an ISO 8601 time: use e.g. 2026-11-26T12:00 or 2026-11-26T12:00+01:00"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_window(self) -> ReportSettings:
+        if self.since is not None and self.from_time is not None:
+            raise ValueError("give --since or --from, not both")
+        if (
+            self.from_time is not None
+            and self.until is not None
+            and _utc(self.from_time) >= _utc(self.until)
+        ):
+            raise ValueError("--from must be before --until")
+        return self
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        """The window's start and end in UTC; ``now`` ends it unless ``--until`` does.
+
+        Raises:
+            ConfigurationError: ``--from`` is not before the end (now, without ``--until``).
+        """
+        end = _utc(self.until) if self.until is not None else _utc(now)
+        if self.from_time is not None:
+            start = _utc(self.from_time)
+            if start >= end:
+                raise ConfigurationError(
+                    f"--from {start.isoformat()} is not before the end of the window, "
+                    f"{end.isoformat()}"
+                )
+            return start, end
+        return end - parse_since(self.since or "24h"), end
 
 
 class ProduceSettings(KafkaClientSettings):

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EarliestOffsets", "SkippedRange", "kafka_earliest_offsets", "skipped_ranges"]
+__all__ = [
+    "EarliestOffsets",
+    "SkippedRange",
+    "kafka_earliest_offsets",
+    "partition_offsets",
+    "skipped_ranges",
+]
 
 EarliestOffsets = Callable[[str], Mapping[int, int]]
 
@@ -34,9 +40,13 @@ class SkippedRange:
         return self.until_offset - self.from_offset
 
 
-def _offsets(value: Any) -> dict[str, dict[int, int]]:
-    """A progress report's offsets (a JSON text or object) as topic -> partition -> offset."""
-    data = json.loads(value) if isinstance(value, str) else value
+def partition_offsets(value: Any) -> dict[str, dict[int, int]]:
+    """A Kafka source's offsets in a progress report (a JSON text or object) as topic ->
+    partition -> offset; empty for anything else (another source's offsets, ``None``)."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return {}
     if not isinstance(data, dict):
         return {}
     return {
@@ -54,7 +64,8 @@ def skipped_ranges(progress: Mapping[str, Any], earliest: EarliestOffsets) -> li
     """
     ranges: list[SkippedRange] = []
     for source in progress.get("sources", []):
-        start, end = _offsets(source.get("startOffset")), _offsets(source.get("endOffset"))
+        start = partition_offsets(source.get("startOffset"))
+        end = partition_offsets(source.get("endOffset"))
         planned = sum(
             max(0, until - start[topic][p])
             for topic, partitions in end.items()

@@ -1,10 +1,19 @@
-"""The service's Prometheus metrics, on a registry of their own (one per service instance)."""
+"""The service's Prometheus metrics, on a registry of their own (one per service instance).
+
+Two sources feed them, neither adding work to a batch: the ``foreachBatch`` function counts
+what it wrote (records, predictions, quarantined by kind), the model provider counts swaps, and
+the query's progress report (:mod:`streaming.ops.progress`) gives rates, durations and lag.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["TRIGGER_SECONDS_BUCKETS", "ServiceMetrics"]
+
+# From a few records (well under a second) to a backlog batch capped by
+# --max-offsets-per-trigger (minutes).
+TRIGGER_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class ServiceMetrics:
@@ -14,14 +23,21 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.batches = Counter("inference_batches", "Micro-batches processed", registry=r)
-        self.records_in = Counter("inference_records_in", "Kafka records read", registry=r)
+        self.records_in = Counter(
+            "inference_records_in", "Kafka records processed (scored or quarantined)", registry=r
+        )
         self.predictions = Counter(
-            "inference_predictions", "Rows written to predictions", registry=r
+            "inference_predictions", "Rows written to the predictions table", registry=r
         )
         self.quarantined = Counter(
-            "inference_quarantined", "Records quarantined", ["error_kind"], registry=r
+            "inference_quarantined",
+            "Records written to the quarantine table, by error kind",
+            ["error_kind"],
+            registry=r,
         )
-        self.model_swaps = Counter("inference_model_swaps", "Model versions swapped in", registry=r)
+        self.model_swaps = Counter(
+            "inference_model_swaps", "Model versions swapped in at a batch boundary", registry=r
+        )
         self.model_swap_failures = Counter(
             "inference_model_swap_failures",
             "Model versions or registry look-ups that failed; the current model kept serving",
@@ -29,15 +45,50 @@ class ServiceMetrics:
             registry=r,
         )
         self.model_version = Gauge(
-            "inference_model_version", "Registry version of the serving model", registry=r
+            "inference_model_version",
+            "Registry version of the serving model (NaN outside the registry)",
+            registry=r,
         )
         self.last_batch_id = Gauge("inference_last_batch_id", "Last batch id committed", registry=r)
         self.last_batch_seconds = Gauge(
-            "inference_last_batch_seconds", "Duration of the last batch", registry=r
+            "inference_last_batch_seconds",
+            "Seconds the last batch spent in foreachBatch (parse, score, both table writes)",
+            registry=r,
+        )
+        self.last_trigger_seconds = Gauge(
+            "inference_last_trigger_seconds",
+            "Seconds the last micro-batch took from trigger to offsets committed "
+            "(Spark's triggerExecution)",
+            registry=r,
+        )
+        self.trigger_seconds = Histogram(
+            "inference_trigger_seconds",
+            "Seconds each micro-batch took from trigger to offsets committed "
+            "(Spark's triggerExecution)",
+            buckets=TRIGGER_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.input_rows_per_second = Gauge(
+            "inference_input_rows_per_second",
+            "Records per second arriving from Kafka, over the last batch's interval "
+            "(Spark's inputRowsPerSecond; 0 while the query is idle)",
+            registry=r,
+        )
+        self.processed_rows_per_second = Gauge(
+            "inference_processed_rows_per_second",
+            "Records per second the last batch processed (Spark's processedRowsPerSecond; "
+            "0 while the query is idle)",
+            registry=r,
         )
         self.offsets_behind = Gauge(
             "inference_offsets_behind_latest",
-            "Max offsets behind latest over partitions",
+            "Offsets behind the latest, largest over the partitions, as of the last batch",
+            registry=r,
+        )
+        self.partition_offsets_behind = Gauge(
+            "inference_partition_offsets_behind_latest",
+            "Offsets between the last batch's end and the partition's latest offset",
+            ["topic", "partition"],
             registry=r,
         )
         self.offsets_skipped = Counter(

@@ -1,8 +1,10 @@
-"""One structured log line per micro-batch, written when Spark reports the batch's progress.
+"""One structured log line per micro-batch, and the metrics of the query's progress report.
 
 The ``foreachBatch`` function knows what it wrote (rows scored, quarantined, model version);
 only the query's progress report knows how far the batch left the query behind the topic's end.
-The listener joins the two by batch id, so the line's lag is that batch's own.
+The listener joins the two by batch id, so the line's lag is that batch's own. Rates, durations
+and lag per partition come from the report Spark has already built: publishing them runs no
+Spark action and adds nothing to a batch.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 from pyspark.sql.streaming import StreamingQueryListener
 
 from infra.logs import FIELDS
-from streaming.ops.dataloss import EarliestOffsets, skipped_ranges
+from streaming.ops.dataloss import EarliestOffsets, partition_offsets, skipped_ranges
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 
-__all__ = ["BatchLogListener", "offsets_behind"]
+__all__ = ["BatchLogListener", "offsets_behind", "partition_lag"]
 
 log = logging.getLogger("streaming.batch")
 _REPORTED_KEPT = 1024  # batch ids remembered, so that a batch is reported once
@@ -36,13 +38,28 @@ def offsets_behind(progress: dict[str, Any]) -> int | None:
     return max(behind) if behind else None
 
 
+def partition_lag(progress: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """Offsets behind the latest per (topic, partition) in one progress report: each Kafka
+    source's ``latestOffset`` minus its ``endOffset`` (where the batch left the query)."""
+    lag: dict[tuple[str, int], int] = {}
+    for source in progress.get("sources", []):
+        end = partition_offsets(source.get("endOffset"))
+        latest = partition_offsets(source.get("latestOffset"))
+        for topic, partitions in latest.items():
+            for partition, newest in partitions.items():
+                done = end.get(topic, {}).get(partition)
+                if done is not None:
+                    lag[(topic, partition)] = max(0, newest - done)
+    return lag
+
+
 class BatchLogListener(StreamingQueryListener):
-    """Logs each batch of one query (by id) and keeps the lag gauge current.
+    """Logs each batch of one query (by id) and publishes its progress report's metrics.
 
     Args:
         query_name: The query whose batches are reported.
         outcome_of: What the ``foreachBatch`` function did for a batch id, if known.
-        metrics: Where the lag is published.
+        metrics: Where rates, trigger durations and lag are published.
         earliest_offsets: With ``--on-data-loss skip``, the broker look-up that tells which
             offsets a batch skipped (see :mod:`streaming.ops.dataloss`); ``None`` otherwise.
     """
@@ -59,13 +76,21 @@ class BatchLogListener(StreamingQueryListener):
         self.metrics = metrics
         self.earliest_offsets = earliest_offsets
         self._reported: set[int] = set()
+        self._newest_batch = -1
+        self._query_id: str | None = None
         self._lock = threading.Lock()
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802  (Spark's API)
         pass
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
-        pass
+        """No new records: the rates fall to 0 rather than keep the last batch's. Never raises."""
+        try:
+            if self._query_id is not None and str(event.id) == self._query_id:
+                self.metrics.input_rows_per_second.set(0)
+                self.metrics.processed_rows_per_second.set(0)
+        except Exception:  # pragma: no cover - logged, never raised into Spark
+            log.exception("could not report an idle query")
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
         pass
@@ -100,8 +125,7 @@ class BatchLogListener(StreamingQueryListener):
             if len(self._reported) > _REPORTED_KEPT:
                 self._reported = {b for b in self._reported if b > batch_id - _REPORTED_KEPT // 2}
         lag = offsets_behind(progress)
-        if lag is not None:
-            self.metrics.offsets_behind.set(lag)
+        self._publish(progress, batch_id, lag)
         outcome = self.outcome_of(batch_id)
         fields: dict[str, Any] = {
             "event": "batch",
@@ -122,6 +146,33 @@ class BatchLogListener(StreamingQueryListener):
             fields["offsets_skipped"] = self._report_skipped(progress, batch_id)
         log.info("batch %d", batch_id, extra={FIELDS: fields})
         return fields
+
+    def _publish(self, progress: dict[str, Any], batch_id: int, lag: int | None) -> None:
+        """Set the metrics of one progress report; a batch reported late (by ``catch_up``)
+        adds its duration but leaves the gauges at the newer batch's values."""
+        m = self.metrics
+        trigger_ms = (progress.get("durationMs") or {}).get("triggerExecution")
+        if trigger_ms is not None:
+            m.trigger_seconds.observe(trigger_ms / 1000)
+        with self._lock:
+            if progress.get("id") is not None:
+                self._query_id = str(progress["id"])
+            if batch_id < self._newest_batch:
+                return
+            self._newest_batch = batch_id
+        if trigger_ms is not None:
+            m.last_trigger_seconds.set(trigger_ms / 1000)
+        if lag is not None:
+            m.offsets_behind.set(lag)
+        for (topic, partition), behind in partition_lag(progress).items():
+            m.partition_offsets_behind.labels(topic=topic, partition=str(partition)).set(behind)
+        # Spark leaves a rate out of the report when it is not a number (no interval yet).
+        for gauge, key in (
+            (m.input_rows_per_second, "inputRowsPerSecond"),
+            (m.processed_rows_per_second, "processedRowsPerSecond"),
+        ):
+            if progress.get(key) is not None:
+                gauge.set(float(progress[key]))
 
     def _report_skipped(self, progress: dict[str, Any], batch_id: int) -> int:
         """Log and count each range the batch skipped; returns how many offsets."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from types import SimpleNamespace
 
 import pytest
 
 from infra.logs import configure_logging
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
-from streaming.ops.progress import BatchLogListener, offsets_behind
+from streaming.ops.progress import BatchLogListener, offsets_behind, partition_lag
 
 PROGRESS = {
     "name": "inference",
@@ -83,3 +85,82 @@ def test_a_batch_is_reported_once_and_its_skipped_offsets_are_logged_and_counted
         "batch 7 skipped t/0 offsets 10 to 15: deleted by retention before they were read; "
         "they are in neither table"
     ]
+
+
+# The shape of a real Kafka progress report (Spark 4.2), two topics' partitions behind.
+KAFKA_PROGRESS = {
+    "id": "5713c053-e055-47ac-af6c-ac2c9223506a",
+    "name": "inference",
+    "batchId": 9,
+    "numInputRows": 14,
+    "inputRowsPerSecond": 2.5,
+    "processedRowsPerSecond": 0.9,
+    "durationMs": {"addBatch": 13314, "triggerExecution": 1500},
+    "sources": [
+        {
+            "description": "KafkaV2[Subscribe[listings,listings-eu]]",
+            "startOffset": {"listings": {"0": 0, "1": 4}},
+            "endOffset": {"listings": {"0": 3, "1": 11}, "listings-eu": {"0": 5}},
+            "latestOffset": {"listings": {"0": 3, "1": 19}, "listings-eu": {"0": 7}},
+            "numInputRows": 14,
+            "metrics": {"maxOffsetsBehindLatest": "8"},
+        }
+    ],
+}
+
+
+def _samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+    }
+
+
+def test_the_progress_report_sets_rates_trigger_duration_and_lag_per_partition() -> None:
+    metrics = ServiceMetrics()
+    listener = BatchLogListener("inference", {}.get, metrics)
+
+    listener.report(KAFKA_PROGRESS)
+    # A batch the listener missed, reported late by catch_up: its duration is observed, but
+    # the gauges keep the newer batch's figures.
+    listener.report({**KAFKA_PROGRESS, "batchId": 8, "inputRowsPerSecond": 99.0,
+                     "durationMs": {"triggerExecution": 200}})  # fmt: skip
+
+    samples = _samples(metrics)
+    assert partition_lag(KAFKA_PROGRESS) == {
+        ("listings", 0): 0,
+        ("listings", 1): 8,
+        ("listings-eu", 0): 2,
+    }
+    lag = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "inference_partition_offsets_behind_latest"
+    }
+    assert lag == {
+        (("partition", "0"), ("topic", "listings")): 0,
+        (("partition", "1"), ("topic", "listings")): 8,
+        (("partition", "0"), ("topic", "listings-eu")): 2,
+    }
+    assert samples["inference_offsets_behind_latest", ()] == 8
+    assert samples["inference_input_rows_per_second", ()] == 2.5
+    assert samples["inference_processed_rows_per_second", ()] == 0.9
+    assert samples["inference_last_trigger_seconds", ()] == 1.5
+    assert samples["inference_trigger_seconds_count", ()] == 2
+    assert samples["inference_trigger_seconds_sum", ()] == 1.7
+    assert samples["inference_trigger_seconds_bucket", (("le", "0.25"),)] == 1
+    assert samples["inference_trigger_seconds_bucket", (("le", "2.5"),)] == 2
+
+    # Idle (no new records): the rates fall to 0; another query's idle event changes nothing.
+    listener.onQueryIdle(SimpleNamespace(id=uuid.uuid4()))
+    assert metrics.input_rows_per_second._value.get() == 2.5
+    listener.onQueryIdle(SimpleNamespace(id=uuid.UUID(KAFKA_PROGRESS["id"])))
+    samples = _samples(metrics)
+    assert samples["inference_input_rows_per_second", ()] == 0
+    assert samples["inference_processed_rows_per_second", ()] == 0
+
+
+def test_a_source_without_kafka_offsets_has_no_partition_lag() -> None:
+    assert partition_lag({"sources": [{"endOffset": "42", "latestOffset": "not json"}]}) == {}
+    assert partition_lag({"sources": [{"endOffset": None, "latestOffset": None}]}) == {}

@@ -603,6 +603,19 @@ def test_metrics_are_served_over_http(
     assert values["inference_predictions_total"] == 12
     assert sum(v for k, v in values.items() if k.startswith("inference_quarantined_total")) == 2
     assert values["inference_model_version"] == 1
+    # From the query's progress reports: the batch's rates, duration and lag per partition
+    # (the topic is drained, so every partition is 0 behind).
+    assert values["inference_trigger_seconds_count"] == values["inference_batches_total"] >= 1
+    assert values["inference_last_trigger_seconds"] > 0
+    assert values["inference_processed_rows_per_second"] > 0
+    assert "inference_input_rows_per_second" in values
+    lag = {
+        k: v for k, v in values.items() if k.startswith("inference_partition_offsets_behind_latest")
+    }
+    assert lag == {
+        f'inference_partition_offsets_behind_latest{{partition="{p}",topic="{topic}"}}': 0
+        for p in (0, 1)
+    }
 
 
 def test_a_topic_pattern_reads_every_matching_topic(

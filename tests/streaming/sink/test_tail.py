@@ -61,6 +61,20 @@ def test_tail_shows_the_newest_rows_and_follows_new_batches(
         ("invalid_utf8", "\\xff", "\\xc3("),
     ]
 
+    # report reads the same Spark-written tables (Spark's timestamps, partitions) with delta-rs.
+    png = tmp_path / "report.png"
+    assert main(["report", "--predictions-table", str(tmp_path / "predictions"),
+                 "--quarantine-table", str(tmp_path / "quarantine"), "--from", "2026-11-26T11:00",
+                 "--until", "2026-11-26T13:00", "--output", str(png)], {}) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "scored: 14 rows (0.00194 rows/s)",
+        "latency from Kafka timestamp to scoring: p50 0 s, p95 0 s, p99 0 s",
+        "quarantined: 2 (invalid_utf8 1, malformed_json 1)",
+        "model versions: m v1 14 rows",
+        f"wrote {png}",
+    ]
+    assert png.stat().st_size > 0
+
     # Following: the rows of each batch committed after the first read, once each.
     reader, seen, stop = TableTail(str(tmp_path / "predictions")), [], threading.Event()
 
