@@ -31,6 +31,10 @@ DELTA_CONF: Mapping[str, str] = {
     # predictions table, also a batch with nothing to score (Delta skips such a commit by
     # default unless it carries a transaction id, which only a re-run batch does).
     "spark.databricks.delta.skipRecordingEmptyCommits": "false",
+    # OPTIMIZE rewrites every file under this size. At Delta's default (1 GiB) a compaction
+    # every few batches would rewrite the whole day's partition each time; a file of 64 MiB is
+    # already large enough for readers.
+    "spark.databricks.delta.optimize.minFileSize": str(64 * 1024 * 1024),
 }
 
 _BASE_CONF: Mapping[str, str] = {
@@ -46,6 +50,9 @@ _BASE_CONF: Mapping[str, str] = {
     "spark.sql.codegen.maxFields": "1000",
     "spark.driver.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
     "spark.executor.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
+    # Jobs share the cores between pools: a background compaction (its own pool) runs beside the
+    # micro-batches instead of holding them back until all its tasks have started (FIFO).
+    "spark.scheduler.mode": "FAIR",
 }
 
 # On a local master the cluster-sized defaults (200 shuffle partitions, 50 partitions to rebuild a

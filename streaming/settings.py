@@ -328,6 +328,12 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     dedup_watermark: str | None = Field(
         None, description="drop a repeated event_id within this much time, e.g. '10 minutes'"
     )
+    compact_every: int | None = Field(
+        None,
+        gt=0,
+        description="compact both tables (Delta OPTIMIZE) in the background after every N "
+        "batches that wrote rows; the stream keeps running meanwhile (default: never)",
+    )
     metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
     metrics_host: str = Field(
         "127.0.0.1", description="address /metrics binds (0.0.0.0 for every interface)"

@@ -97,6 +97,18 @@ class ServiceMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.compactions = Counter(
+            "inference_compactions",
+            "Background compactions of a table (--compact-every)",
+            ["table"],
+            registry=r,
+        )
+        self.compacted_files = Counter(
+            "inference_compacted_files",
+            "Small files a background compaction rewrote into larger ones",
+            ["table"],
+            registry=r,
+        )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP on ``host:port`` (a daemon thread)."""

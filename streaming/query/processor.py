@@ -130,6 +130,7 @@ class MicroBatchProcessor:
         clock: Callable[[], datetime] = _utc_now,
         rules: ParseRules | None = None,
         judges: JudgeCache | None = None,
+        after_batch: Callable[[BatchOutcome], None] | None = None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -140,6 +141,7 @@ class MicroBatchProcessor:
         self.begun_through = -1 if begun_through is None else begun_through
         self.clock = clock
         self.judges = judges or JudgeCache(rules)
+        self.after_batch = after_batch
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
@@ -183,6 +185,8 @@ class MicroBatchProcessor:
         for old in sorted(self._outcomes)[:-_OUTCOMES_KEPT]:
             del self._outcomes[old]
         self._record(outcome)
+        if self.after_batch is not None:
+            self.after_batch(outcome)
         return outcome
 
     def outcome(self, batch_id: int) -> BatchOutcome | None:

@@ -8,21 +8,24 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
 
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from infra.logs import FIELDS
 from streaming.ops.dataloss import kafka_earliest_offsets
 from streaming.ops.metrics import ServiceMetrics
+from streaming.ops.outcome import BatchOutcome
 from streaming.ops.progress import BatchLogListener
 from streaming.query.checkpoint import plan_start, read_checkpoint_state
 from streaming.query.processor import JudgeCache, MicroBatchProcessor
 from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
 from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.maintenance import BackgroundCompaction, Compaction
 from streaming.sink.tables import (
     PREDICTIONS_ADDED_LATER,
     PREDICTIONS_PARTITION,
@@ -91,6 +94,7 @@ class InferenceService:
             self.metrics,
             prepare=self.judges.for_model,
         )
+        self.compaction: BackgroundCompaction | None = None
         self.query: StreamingQuery | None = None
         self.processor: MicroBatchProcessor | None = None
         self.listener: BatchLogListener | None = None
@@ -135,6 +139,13 @@ class InferenceService:
             )
         if s.metrics_port is not None:
             self.metrics.serve(s.metrics_port, s.metrics_host)
+        if s.compact_every is not None:
+            self.compaction = BackgroundCompaction(
+                self.spark,
+                [t.path for t in self.tables],
+                s.compact_every,
+                on_done=self._compacted,
+            )
         self.processor = MicroBatchProcessor(
             self.models,
             self.predictions,
@@ -144,6 +155,7 @@ class InferenceService:
             committed_through=predictions_last.batch_id if predictions_last else None,
             begun_through=state.planned,
             judges=self.judges,
+            after_batch=self._after_batch,
         )
         self.models.follow_in_background()
         earliest = (
@@ -174,6 +186,28 @@ class InferenceService:
             self.models.current.identity,
         )
         return self.query
+
+    def _after_batch(self, outcome: BatchOutcome) -> None:
+        if self.compaction is not None:
+            self.compaction.after_batch(outcome.predictions + outcome.quarantined)
+
+    def _compacted(self, path: str, result: Compaction, seconds: float) -> None:
+        table = "predictions" if path == self.predictions.path else "quarantine"
+        self.metrics.compactions.labels(table=table).inc()
+        self.metrics.compacted_files.labels(table=table).inc(result.files_removed)
+        log.info(
+            "%s in %.1f s (in the background)",
+            result.describe(path),
+            seconds,
+            extra={
+                FIELDS: {
+                    "event": "compaction",
+                    "table": table,
+                    "seconds": round(seconds, 3),
+                    **asdict(result),
+                }
+            },
+        )
 
     def _remove_listener(self) -> None:
         if self.listener is not None:
@@ -206,6 +240,10 @@ class InferenceService:
             self.listener.catch_up(query.recentProgress)
         self._remove_listener()
         self.models.stop_following()
+        if self.compaction is not None:
+            # A query that ended on its own (available-now) lets its compaction finish; a stop
+            # asked for does not wait for it.
+            self.compaction.stop(wait=not self._stop_requested.is_set())
         exception = query.exception()
         if exception is not None:
             raise exception

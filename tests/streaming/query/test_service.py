@@ -137,7 +137,7 @@ def test_predictions_match_the_model_and_bad_records_are_quarantined(
     ]
 
 
-def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
+def test_restart_from_the_checkpoint_neither_duplicates_nor_skips_while_it_compacts(
     spark: SparkSession,
     registry: Registry,
     base_model,  # type: ignore[no-untyped-def]
@@ -146,11 +146,13 @@ def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
     service_settings: Callable[..., ServiceSettings],
 ) -> None:
     registry.register_spark(base_model, training_frame(spark))
-    settings = service_settings(f"models:/{registry.name}@champion", max_offsets_per_trigger=15)
+    settings = service_settings(
+        f"models:/{registry.name}@champion", max_offsets_per_trigger=15, compact_every=2
+    )
     produce(kafka_bootstrap, topic, mixed_events(40))
-    run_once(spark, registry, settings)
+    first = run_once(spark, registry, settings)
     produce(kafka_bootstrap, topic, mixed_events(25, start=40), start_key=40)
-    run_once(spark, registry, settings)
+    second = run_once(spark, registry, settings)
     run_once(spark, registry, settings)  # nothing new: nothing written
 
     all_offsets_once(spark, settings.predictions_table, settings.quarantine_table, 65)
@@ -162,6 +164,29 @@ def test_restart_from_the_checkpoint_neither_duplicates_nor_skips(
         .count()
     )
     assert batches >= 5  # 65 records at most 15 per batch
+    # Compacted in the background while the query wrote (every 2 batches with rows): the
+    # restarts still found their batches, and other readers see the same rows.
+    assert first.compaction is not None and first.compaction.runs >= 1
+    assert second.compaction is not None and second.compaction.runs >= 1
+    table = deltalake.DeltaTable(settings.predictions_table)
+    history = table.history()
+    written = sum(
+        int(c.get("operationMetrics", {}).get("numFiles", 0))
+        for c in history
+        if c["operation"] == "WRITE"
+    )
+    assert "OPTIMIZE" in {c["operation"] for c in history}
+    assert 0 < len(table.file_uris()) < written
+    spark_rows = sorted(
+        (r.partition, r.offset)
+        for r in spark.read.format("delta").load(settings.predictions_table).collect()
+    )
+    arrow = table.to_pyarrow_table(columns=["partition", "offset"]).to_pylist()
+    assert sorted((r["partition"], r["offset"]) for r in arrow) == spark_rows
+    duck = duckdb_with_delta().execute(
+        f"SELECT partition, \"offset\" FROM delta_scan('{settings.predictions_table}')"
+    )
+    assert sorted(duck.fetchall()) == spark_rows
 
 
 def test_producer_retries_are_dropped_by_event_id_also_after_a_restart(
