@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 
 from streaming.cli import main
 from streaming.sink.delta import DeltaSink
+from streaming.sink.maintenance import vacuum
 from streaming.sink.tables import PREDICTIONS_PARTITION, PREDICTIONS_SCHEMA
 from tests.streaming.sink.conftest import append_predictions
 from tests.support import duckdb_with_delta
@@ -56,3 +57,24 @@ def test_compaction_while_batches_are_appended_loses_and_doubles_nothing(
     assert main(["vacuum", "--table", path, "--retain-hours", "1"], {}) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "retain" in err[0]
+
+    # Once the removed files are older than the retention, vacuum deletes them and only them.
+    # Here the table's own retention is set to none so that "older" is now.
+    spark.sql(
+        f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES "
+        "('delta.deletedFileRetentionDuration' = 'interval 0 hours')"
+    )
+    referenced = {
+        Path(uri.removeprefix("file://")) for uri in deltalake.DeltaTable(path).file_uris()
+    }
+    on_disk = _data_files(path)
+    deleted = vacuum(path, retain_hours=0)
+    assert len(deleted) == len(on_disk - referenced) >= files_before
+    assert _data_files(path) == referenced
+    assert spark.read.format("delta").load(path).count() == 40
+    assert deltalake.DeltaTable(path).to_pyarrow_table().num_rows == 40
+    assert duckdb_with_delta().sql(f"SELECT count(*) FROM delta_scan('{path}')").fetchone() == (40,)
+
+
+def _data_files(path: str) -> set[Path]:
+    return {p for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts}
