@@ -12,10 +12,12 @@ from pathlib import Path
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from infra.class_archive import archive_java_options, class_archive_path
 from infra.jvm_packages import resolve_spark_jars
 
 __all__ = [
     "DELTA_CONF",
+    "DRIVER_JAVA_OPTIONS",
     "build_spark_session",
     "command_session",
     "configure_builder",
@@ -37,6 +39,9 @@ DELTA_CONF: Mapping[str, str] = {
     "spark.databricks.delta.optimize.minFileSize": str(64 * 1024 * 1024),
 }
 
+# The parse step's generated methods are larger than the JVM compiles by default (see below).
+DRIVER_JAVA_OPTIONS = "-XX:-DontCompileHugeMethods"
+
 _BASE_CONF: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.streaming.stateStore.providerClass": (
@@ -48,7 +53,7 @@ _BASE_CONF: Mapping[str, str] = {
     # more than Spark's default 100 fields (which would turn whole-stage code generation off),
     # and its generated methods are larger than the JVM compiles by default.
     "spark.sql.codegen.maxFields": "1000",
-    "spark.driver.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
+    "spark.driver.defaultJavaOptions": DRIVER_JAVA_OPTIONS,
     "spark.executor.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
     # Jobs share the cores between pools: a background compaction (its own pool) runs beside the
     # micro-batches instead of holding them back until all its tasks have started (FIFO).
@@ -91,6 +96,7 @@ def build_spark_session(
     master: str | None = None,
     extra_conf: Mapping[str, str] | None = None,
     jvm_output: Path | None = None,
+    class_archive: bool = True,
 ) -> SparkSession:
     """Get or create the SparkSession a command runs on.
 
@@ -101,6 +107,8 @@ def build_spark_session(
     Args:
         jvm_output: A file for everything the JVM that this call starts prints (its start-up
             banner, log4j's console output); ``None`` leaves it on the terminal.
+        class_archive: Start the driver JVM from the class archive ``scripts/setup`` wrote
+            (:mod:`infra.class_archive`), when there is one and the driver is started here.
 
     Raises:
         JvmPackagesError: the JVM packages cannot be resolved.
@@ -112,6 +120,11 @@ def build_spark_session(
     if not submitted:
         builder = builder.master(master or "local[*]")
     jars = () if submitted else resolve_spark_jars(jars_cache)
+    conf = dict(extra_conf or {})
+    if class_archive and not submitted and "spark.driver.defaultJavaOptions" not in conf:
+        archive = archive_java_options(class_archive_path(jars_cache))
+        conf["spark.driver.defaultJavaOptions"] = f"{DRIVER_JAVA_OPTIONS} {archive}".strip()
+    extra_conf = conf
     with _jvm_output_to(jvm_output):
         session = configure_builder(builder, jars, extra_conf).getOrCreate()
     _apply_local_defaults(session)
