@@ -131,6 +131,7 @@ class MicroBatchProcessor:
         rules: ParseRules | None = None,
         judges: JudgeCache | None = None,
         after_batch: Callable[[BatchOutcome], None] | None = None,
+        ready: Callable[[], object] | None = None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -142,6 +143,7 @@ class MicroBatchProcessor:
         self.clock = clock
         self.judges = judges or JudgeCache(rules)
         self.after_batch = after_batch
+        self.ready = ready
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
@@ -172,6 +174,8 @@ class MicroBatchProcessor:
         self.in_flight.set()
         started = time.monotonic()
         try:
+            if self.ready is not None:
+                self.ready()
             model = self._model_for(batch_id)
             if batch_id <= self.committed_through:
                 outcome = self._complete_replay(records, batch_id, model, started)

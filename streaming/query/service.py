@@ -119,17 +119,23 @@ class InferenceService:
             fail_on_data_loss=s.on_data_loss == "fail",
         )
         # The model downloads, passes its smoke prediction and gets its record judge while the
-        # two tables are created or checked (and their newest batches read for the start check)
-        # and the broker is asked who it is: side by side, each is mostly waiting for the JVM.
+        # two tables are created or checked (and their newest batches read for the start check),
+        # the broker is asked who it is and the query starts: side by side, each is mostly
+        # waiting for the JVM. The first batch waits for the model.
         checkpoint = str(s.checkpoint_dir)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="start") as pool:
-            model: Future[object] = pool.submit(self.models.start)
+        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="start")
+        model: Future[object] = pool.submit(self.models.start)
+        try:
             newest = [pool.submit(_ensure_and_read_newest, t) for t in self.tables]
             check_broker_reachable(s.bootstrap_servers)
             check_kafka_access(self.spark, options)
             state = read_checkpoint_state(self.spark, checkpoint)
-            model.result()
             predictions_last, quarantine_last = (future.result() for future in newest)
+        except BaseException:
+            model.cancel()
+            pool.shutdown(wait=True)
+            raise
+        pool.shutdown(wait=False)
         plan = plan_start(state, predictions_last, quarantine_last, checkpoint, s.predictions_table)
         if plan.replay is not None:
             log.info(
@@ -156,8 +162,8 @@ class InferenceService:
             begun_through=state.planned,
             judges=self.judges,
             after_batch=self._after_batch,
+            ready=model.result,
         )
-        self.models.follow_in_background()
         earliest = (
             kafka_earliest_offsets(s.bootstrap_servers, s.kafka_client_options)
             if s.on_data_loss == "skip"
@@ -177,6 +183,15 @@ class InferenceService:
             .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
             .start()
         )
+        try:
+            model.result()
+        except BaseException:
+            # The first batch, waiting for the model, fails with it and writes nothing.
+            self.query.stop()
+            self._remove_listener()
+            self._stop_compaction(wait=False)
+            raise
+        self.models.follow_in_background()
         log.info(
             "query %s started: %s -> %s (checkpoint %s, model %s)",
             s.query_name,
@@ -186,6 +201,10 @@ class InferenceService:
             self.models.current.identity,
         )
         return self.query
+
+    def _stop_compaction(self, wait: bool) -> None:
+        if self.compaction is not None:
+            self.compaction.stop(wait)
 
     def _after_batch(self, outcome: BatchOutcome) -> None:
         if self.compaction is not None:
@@ -240,10 +259,9 @@ class InferenceService:
             self.listener.catch_up(query.recentProgress)
         self._remove_listener()
         self.models.stop_following()
-        if self.compaction is not None:
-            # A query that ended on its own (available-now) lets its compaction finish; a stop
-            # asked for does not wait for it.
-            self.compaction.stop(wait=not self._stop_requested.is_set())
+        # A query that ended on its own (available-now) lets its compaction finish; a stop
+        # asked for does not wait for it.
+        self._stop_compaction(wait=not self._stop_requested.is_set())
         exception = query.exception()
         if exception is not None:
             raise exception

@@ -117,6 +117,13 @@ class Registry:
         return version
 
 
+class RaisingModel(mlflow.pyfunc.PythonModel):
+    """A model whose predict always fails, as a broken registered version would."""
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        raise ValueError("this version cannot score anything")
+
+
 @pytest.fixture
 def registry(spark: SparkSession, tracking_store: TrackingStore) -> Registry:
     return Registry(spark, tracking_store, f"listing-price-{uuid.uuid4().hex[:8]}")

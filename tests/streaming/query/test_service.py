@@ -37,6 +37,7 @@ from streaming.sink.delta import read_table
 from streaming.source.kafka import read_kafka_topic
 from tests.streaming.conftest import (
     FEATURES,
+    RaisingModel,
     Registry,
     all_offsets_once,
     event,
@@ -421,6 +422,30 @@ def test_bad_configuration_stops_at_start_with_one_line(
     with pytest.raises(ConfigurationError, match=message) as raised:
         service.start()
     assert "\n" not in str(raised.value)
+
+
+def test_a_model_failing_its_check_while_records_wait_stops_the_start_and_writes_nothing(
+    spark: SparkSession,
+    registry: Registry,
+    topic: str,
+    kafka_bootstrap: str,
+    service_settings: Callable[..., ServiceSettings],
+) -> None:
+    # The query starts while the model loads: its first batch waits for the model, and fails
+    # with it before writing.
+    produce(kafka_bootstrap, topic, mixed_events(6))
+    example = pd.DataFrame([event(i) for i in range(3)])[FEATURES]
+    registry.register_pyfunc(RaisingModel(), example, alias="champion")
+    settings = service_settings(f"models:/{registry.name}@champion")
+    service = InferenceService(spark, settings, registry.client, ServiceMetrics())
+
+    with pytest.raises(ConfigurationError, match="failed its smoke prediction") as raised:
+        service.start()
+
+    assert "\n" not in str(raised.value)
+    assert not [q for q in spark.streams.active if q.name == settings.query_name]
+    for table in (settings.predictions_table, settings.quarantine_table):
+        assert spark.read.format("delta").load(table).count() == 0
 
 
 def test_an_unwritable_table_path_stops_at_start(

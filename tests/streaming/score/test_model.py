@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mlflow
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
@@ -10,14 +9,7 @@ from pyspark.sql import SparkSession
 from streaming.errors import ModelLoadError
 from streaming.score.identity import ModelIdentity
 from streaming.score.model import load_model
-from tests.streaming.conftest import FEATURES, Registry, event, training_frame
-
-
-class RaisingModel(mlflow.pyfunc.PythonModel):
-    """A model whose predict always fails, as a broken registered version would."""
-
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        raise ValueError("this version cannot score anything")
+from tests.streaming.conftest import FEATURES, RaisingModel, Registry, event, training_frame
 
 
 def _identity(registry: Registry, version: str) -> ModelIdentity:
