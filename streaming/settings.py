@@ -21,6 +21,7 @@ from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES, ParseRules
 
 __all__ = [
     "BatchSettings",
+    "InputFormat",
     "KafkaClientSettings",
     "ParseCommand",
     "ProduceSettings",
@@ -43,6 +44,8 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _DURATION = re.compile(
     r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h|days?|d)\s*$", re.IGNORECASE
 )
+# What ``produce --input`` replays.
+InputFormat = Literal["jsonl", "csv", "parquet", "delta"]
 # A backlog is drained in batches of at most this many records: the first rows land within
 # seconds, and a batch's rejected records (gathered on the driver) stay bounded.
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 100_000
@@ -473,10 +476,67 @@ class VacuumSettings(StreamingCommand):
 
 
 class ProduceSettings(KafkaClientSettings):
-    """``produce``: send events from a JSON-lines file (one event per line) to a topic."""
+    """``produce``: send events to a topic, replayed from a file or synthetic, at a target rate."""
 
     topic: str = Field(description="topic to send to")
-    input: Path = Field(description="JSON-lines file: one event object per line")
-    key_field: str | None = Field(
-        None, description="field of each event whose value becomes the Kafka key"
+    input: Path | None = Field(
+        None,
+        description="file or table to replay: JSON lines (one event per line, sent as it is), "
+        "CSV, Parquet, or a Delta table folder (each row an event)",
     )
+    input_format: InputFormat | None = Field(
+        None,
+        description="format of --input (default: from the name, *.jsonl/*.ndjson/*.json, "
+        "*.csv, *.parquet, or a folder's _delta_log or files)",
+    )
+    synthetic: int | None = Field(
+        None, gt=0, description="send this many synthetic listing events instead of --input"
+    )
+    key_field: str | None = Field(
+        None,
+        description="field of each event whose value becomes the Kafka key (synthetic "
+        "events: default id, the listing id)",
+    )
+    rate: float | None = Field(
+        None, gt=0, description="events per second (default: as fast as the broker takes them)"
+    )
+    malformed_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of the events replaced by malformed ones, e.g. 0.01: in turn "
+        "truncated JSON, numbers sent as text, bytes that are not UTF-8",
+    )
+    seed: int = Field(
+        7, description="seed of the synthetic listings and of where malformed events fall"
+    )
+    create_topic: bool = Field(False, description="create the topic when it does not exist")
+    partitions: int = Field(1, gt=0, description="partitions of a topic --create-topic creates")
+    replication_factor: int = Field(
+        1, gt=0, description="replication factor of a topic --create-topic creates"
+    )
+    output: Literal["text", "json"] = Field(
+        "text", description="the final report as text for people, or json"
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value):
+            raise ValueError(
+                "is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProduceSettings:
+        if (self.input is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of --input PATH or --synthetic COUNT")
+        if self.input_format is not None and self.input is None:
+            raise ValueError("--input-format applies to --input only")
+        topic_options = {"partitions", "replication_factor"} & self.model_fields_set
+        if topic_options and not self.create_topic:
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in sorted(topic_options))
+            verb = "apply" if len(topic_options) > 1 else "applies"
+            raise ValueError(f"{flags} {verb} only with --create-topic")
+        return self
