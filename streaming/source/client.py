@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streaming.errors import ConfigurationError
 
@@ -29,7 +29,8 @@ _TOPIC_ALREADY_EXISTS = 36
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, KafkaProducer
-    from kafka.admin import KafkaAdminClient
+
+_Client = TypeVar("_Client")
 
 __all__ = [
     "CONNECTION_HINT",
@@ -84,13 +85,35 @@ def kafka_python_config(client_options: Mapping[str, str]) -> dict[str, Any]:
     return config
 
 
-def _client_config(client_options: Mapping[str, str], **defaults: Any) -> dict[str, Any]:
-    """A kafka-python client's keyword arguments: ``defaults``, then the user's options."""
-    return {
+def _connect(
+    make: Callable[..., _Client],
+    bootstrap_servers: str,
+    client_options: Mapping[str, str],
+    **defaults: Any,
+) -> _Client:
+    """A kafka-python client (``make``: consumer, admin or producer) with ``defaults``, then the
+    user's options.
+
+    Raises:
+        ConfigurationError: the broker did not answer with these settings (one line).
+    """
+    from kafka.errors import KafkaError
+
+    config = {
         "bootstrap_timeout_ms": _BOOTSTRAP_TIMEOUT_MS,
         **defaults,
         **kafka_python_config(client_options),
     }
+    try:
+        return make(bootstrap_servers=bootstrap_servers, **config)
+    except KafkaError as e:
+        raise _no_answer(bootstrap_servers, e) from None
+
+
+def _no_answer(bootstrap_servers: str, error: Exception) -> ConfigurationError:
+    return ConfigurationError(
+        f"Kafka at {bootstrap_servers} did not answer ({error}): {CONNECTION_HINT}"
+    )
 
 
 @contextmanager
@@ -103,48 +126,16 @@ def _offsets_consumer(
         ConfigurationError: the broker did not answer with these settings (one line).
     """
     from kafka import KafkaConsumer
-    from kafka.errors import KafkaError
 
-    config = _client_config(client_options, request_timeout_ms=15000)
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **config
-        )
-    except KafkaError as e:
-        raise _no_answer(bootstrap_servers, e) from None
-    try:
-        yield consumer
-    finally:
-        consumer.close()
-
-
-def _no_answer(bootstrap_servers: str, error: Exception) -> ConfigurationError:
-    return ConfigurationError(
-        f"Kafka at {bootstrap_servers} did not answer ({error}): {CONNECTION_HINT}"
+    consumer = _connect(
+        KafkaConsumer,
+        bootstrap_servers,
+        client_options,
+        request_timeout_ms=15000,
+        enable_auto_commit=False,
     )
-
-
-@contextmanager
-def _admin_client(
-    bootstrap_servers: str, client_options: Mapping[str, str]
-) -> Iterator[KafkaAdminClient]:
-    """A kafka-python admin client.
-
-    Raises:
-        ConfigurationError: the broker did not answer with these settings (one line).
-    """
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    config = _client_config(client_options, request_timeout_ms=15000)
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, **config)
-    except KafkaError as e:
-        raise _no_answer(bootstrap_servers, e) from None
-    try:
-        yield admin
-    finally:
-        admin.close()
+    with closing(consumer):
+        yield consumer
 
 
 def event_producer(bootstrap_servers: str, client_options: Mapping[str, str]) -> KafkaProducer:
@@ -156,9 +147,10 @@ def event_producer(bootstrap_servers: str, client_options: Mapping[str, str]) ->
         ConfigurationError: the broker did not answer with these settings (one line).
     """
     from kafka import KafkaProducer
-    from kafka.errors import KafkaError
 
-    config = _client_config(
+    return _connect(
+        KafkaProducer,
+        bootstrap_servers,
         client_options,
         acks="all",
         linger_ms=20,
@@ -169,10 +161,6 @@ def event_producer(bootstrap_servers: str, client_options: Mapping[str, str]) ->
         compression_type="gzip",
         allow_auto_create_topics=False,
     )
-    try:
-        return KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
-    except KafkaError as e:
-        raise _no_answer(bootstrap_servers, e) from None
 
 
 @dataclass(frozen=True)
@@ -204,9 +192,11 @@ def prepare_topic(
         ConfigurationError: the broker did not answer, the topic is missing and ``create`` is
             ``None``, or the broker refused to describe or create it (one line each).
     """
+    from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError, for_code
 
-    with _admin_client(bootstrap_servers, client_options) as admin:
+    admin = _connect(KafkaAdminClient, bootstrap_servers, client_options, request_timeout_ms=15000)
+    with closing(admin):
         try:
             (described,) = admin.describe_topics([topic])
             code = described["error_code"]
