@@ -13,7 +13,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from demo.events import listing_events
+from streaming.produce.synthetic import listing_events
 
 __all__ = [
     "LiveSend",
@@ -67,7 +67,7 @@ def preload(bootstrap: str, topic: str, count: int, seed: int, malformed_every: 
     """Create ``topic`` and fill it with ``count`` listing events, every acknowledged.
 
     Args:
-        malformed_every: When > 0, every N-th event is malformed (see ``demo.events``).
+        malformed_every: When > 0, every N-th event is malformed (``listing_events``).
 
     Returns:
         How many were sent.

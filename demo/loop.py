@@ -97,6 +97,21 @@ def _run_service(bootstrap: str, topic: str, model_uri: str) -> subprocess.Popen
     return subprocess.Popen(command, env=env, cwd=HOME.root)
 
 
+def _produce(bootstrap: str, topic: str, events: int, malformed_every: int) -> None:
+    """Synthetic listing events, as users send them (``python -m streaming produce``)."""
+    command = [
+        sys.executable, "-m", "streaming", "produce",
+        "--bootstrap-servers", bootstrap,
+        "--topic", topic,
+        "--synthetic", str(events),
+        "--seed", str(int(time.time())),  # new listings on every run
+    ]  # fmt: skip
+    if malformed_every > 0:
+        command += ["--malformed-share", str(1 / malformed_every)]
+    print("$ " + " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, env={**os.environ, "STREAMING_HOME": str(HOME.root)})
+
+
 def _wait_for_drain(bootstrap: str, service: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Wait until the query has committed every offset the topic holds."""
     from streaming.query.status import read_status
@@ -150,14 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         service = _run_service(bootstrap, args.topic, model_uri)
 
         _step(f"{args.events} events to {args.topic}, every {args.malformed_every}th malformed")
-        from demo.events import listing_events
-        from streaming.produce.producer import send_events
-
-        sent = send_events(
-            bootstrap, args.topic,
-            listing_events(args.events, int(time.time()), args.malformed_every),
-        )  # fmt: skip
-        print(f"sent {sent}")
+        _produce(bootstrap, args.topic, args.events, args.malformed_every)
 
         _step("waiting until every offset is committed")
         _wait_for_drain(bootstrap, service, args.timeout)

@@ -7,9 +7,9 @@ once its JVM has written ``ARCHIVE`` and ended.
 from __future__ import annotations
 
 import sys
-from typing import Any
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra.spark import DRIVER_JAVA_OPTIONS, build_spark_session
 

@@ -145,7 +145,7 @@ class GenerateDataCommand(ModelsCommand):
     """``generate-data``: write synthetic San Francisco listings to a Delta table."""
 
     data_path: str = Field(description="Delta table to write")
-    rows: int = Field(DEFAULT_GENERATED_ROWS, description="rows to generate")
+    rows: int = Field(DEFAULT_GENERATED_ROWS, ge=0, description="rows to generate")
     seed: int = Field(42, description="generator seed")
     mode: Literal["overwrite", "append"] = Field("overwrite", description="overwrite or append")
     start_id: int | None = Field(

@@ -76,7 +76,8 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
     ),
     "produce": (
         ProduceSettings,
-        "send the events of a JSON-lines file to a topic",
+        "send events to a topic: a file replayed (JSON lines, CSV, Parquet, Delta) or "
+        "synthetic, at a rate, optionally with malformed ones",
         commands.produce,
     ),
     "verify": (

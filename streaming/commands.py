@@ -25,7 +25,7 @@ from streaming.settings import (
     VerifySettings,
 )
 from streaming.sink.delta import check_table_location
-from streaming.source.kafka import check_broker_reachable
+from streaming.source.client import check_broker_reachable
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -226,18 +226,54 @@ def report(settings: ReportSettings) -> int:
 
 
 def produce(settings: ProduceSettings) -> int:
-    """Send the events of a JSON-lines file, one Kafka record per line."""
-    from streaming.produce.producer import read_event_lines, send_events
-    from streaming.source.client import kafka_python_config
+    """Send events to a topic: a file replayed or synthetic listings, at ``--rate``, with
+    ``--malformed-share`` of them malformed; progress on stderr, one report on stdout.
 
-    sent = send_events(
-        settings.bootstrap_servers,
-        settings.topic,
-        read_event_lines(settings.input, settings.key_field),
-        client_config=kafka_python_config(settings.kafka_client_options),
+    Everything that can be checked before sending is (the input, the broker, the topic).
+
+    Returns:
+        0 when every record sent was acknowledged, 1 when not, 130 after Ctrl-C.
+    """
+    from streaming.produce.events import MalformedMix, prepare_events
+    from streaming.produce.producer import send_events
+    from streaming.produce.progress import ProgressLine
+    from streaming.produce.sources import open_file, open_synthetic
+    from streaming.source.client import TopicSpec, event_producer, prepare_topic
+
+    if settings.input is not None:
+        source = open_file(settings.input, settings.input_format, settings.key_field)
+    else:
+        assert settings.synthetic is not None
+        source = open_synthetic(settings.synthetic, settings.seed, settings.key_field)
+    servers, options = settings.bootstrap_servers, settings.kafka_client_options
+    check_broker_reachable(servers, timeout_s=5)
+    spec = TopicSpec(settings.partitions, settings.replication_factor)
+    if prepare_topic(servers, options, settings.topic, spec if settings.create_topic else None):
+        print(
+            f"created topic {settings.topic} ({spec.partitions} partitions, replication factor "
+            f"{spec.replication_factor})",
+            file=sys.stderr,
+        )
+    mix = (
+        MalformedMix.of_share(settings.malformed_share, settings.seed)
+        if settings.malformed_share
+        else None
     )
-    print(f"sent {sent} events from {settings.input} to {settings.topic}")
-    return 0
+    producer = event_producer(servers, options)
+    try:
+        with ProgressLine(sys.stderr, settings.topic, source.total) as progress:
+            report = send_events(
+                producer,
+                settings.topic,
+                prepare_events(source.rows, mix),
+                source.name,
+                rate=settings.rate,
+                progress=progress.show,
+            )
+    finally:
+        producer.close(timeout=5)
+    print(report.to_json() if settings.output == "json" else report.render())
+    return report.exit_code
 
 
 def verify(settings: VerifySettings) -> int:

@@ -23,6 +23,7 @@ from streaming.parse.events import DEFAULT_MAX_VALUE_BYTES, ParseRules
 
 __all__ = [
     "BatchSettings",
+    "InputFormat",
     "KafkaClientSettings",
     "ParseCommand",
     "ProduceSettings",
@@ -49,6 +50,8 @@ _DURATION = re.compile(
 )
 _SPAN = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
 _SPAN_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# What ``produce --input`` replays.
+InputFormat = Literal["jsonl", "csv", "parquet", "delta"]
 # A backlog is drained in batches of at most this many records: the first rows land within
 # seconds, and a batch's rejected records (gathered on the driver) stay bounded.
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 100_000
@@ -578,10 +581,67 @@ class ReportSettings(StreamingCommand):
 
 
 class ProduceSettings(KafkaClientSettings):
-    """``produce``: send events from a JSON-lines file (one event per line) to a topic."""
+    """``produce``: send events to a topic, replayed from a file or synthetic, at a target rate."""
 
     topic: str = Field(description="topic to send to")
-    input: Path = Field(description="JSON-lines file: one event object per line")
-    key_field: str | None = Field(
-        None, description="field of each event whose value becomes the Kafka key"
+    input: Path | None = Field(
+        None,
+        description="file or table to replay: JSON lines (one event per line, sent as it is), "
+        "CSV, Parquet, or a Delta table folder (each row an event)",
     )
+    input_format: InputFormat | None = Field(
+        None,
+        description="format of --input (default: from the name, *.jsonl/*.ndjson/*.json, "
+        "*.csv, *.parquet, or a folder's _delta_log or files)",
+    )
+    synthetic: int | None = Field(
+        None, gt=0, description="send this many synthetic listing events instead of --input"
+    )
+    key_field: str | None = Field(
+        None,
+        description="field of each event whose value becomes the Kafka key (synthetic "
+        "events: default id, the listing id)",
+    )
+    rate: float | None = Field(
+        None, gt=0, description="events per second (default: as fast as the broker takes them)"
+    )
+    malformed_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of the events replaced by malformed ones, e.g. 0.01: in turn "
+        "truncated JSON, numbers sent as text, bytes that are not UTF-8",
+    )
+    seed: int = Field(
+        7, description="seed of the synthetic listings and of where malformed events fall"
+    )
+    create_topic: bool = Field(False, description="create the topic when it does not exist")
+    partitions: int = Field(1, gt=0, description="partitions of a topic --create-topic creates")
+    replication_factor: int = Field(
+        1, gt=0, description="replication factor of a topic --create-topic creates"
+    )
+    output: Literal["text", "json"] = Field(
+        "text", description="the final report as text for people, or json"
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC_NAME.match(value):
+            raise ValueError(
+                "is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProduceSettings:
+        if (self.input is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of --input PATH or --synthetic COUNT")
+        if self.input_format is not None and self.input is None:
+            raise ValueError("--input-format applies to --input only")
+        topic_options = {"partitions", "replication_factor"} & self.model_fields_set
+        if topic_options and not self.create_topic:
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in sorted(topic_options))
+            verb = "apply" if len(topic_options) > 1 else "applies"
+            raise ValueError(f"{flags} {verb} only with --create-topic")
+        return self

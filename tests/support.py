@@ -1,4 +1,5 @@
-"""Helpers every kind of test shares: waiting for a condition, topics, producing records."""
+"""Helpers every kind of test shares: waiting for a condition, topics, producing and reading
+records."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 T = TypeVar("T")
@@ -52,6 +53,39 @@ def send(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes
         producer.flush()
     finally:
         producer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 60
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every ``(key, value)`` record ``topic`` holds now, partition by partition in offset order."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: dict[TopicPartition, list[tuple[bytes | None, bytes | None]]] = {
+            tp: [] for tp in partitions
+        }
+        deadline = time.monotonic() + timeout_s
+        while any(len(records[tp]) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout_s:.0f}s reading {topic}")
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records[tp] += [(r.key, r.value) for r in batch]
+        return [record for tp in sorted(partitions) for record in records[tp]]
+    finally:
+        consumer.close()
+
+
+def topic_exists(bootstrap: str, name: str) -> bool:
+    """Whether the broker knows topic ``name`` (asked without creating it)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        return name in admin.list_topics()
+    finally:
+        admin.close()
 
 
 def free_port() -> int:

@@ -33,12 +33,8 @@ from streaming.sink.tables import (
     QUARANTINE_PARTITION,
     QUARANTINE_SCHEMA,
 )
-from streaming.source.kafka import (
-    check_broker_reachable,
-    check_kafka_access,
-    kafka_source_options,
-    read_kafka_stream,
-)
+from streaming.source.client import check_broker_reachable
+from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
 __all__ = ["InferenceService"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,6 @@ from streaming.source.client import CONNECTION_HINT
 
 __all__ = [
     "KAFKA_COLUMNS",
-    "check_broker_reachable",
     "check_kafka_access",
     "kafka_source_options",
     "read_kafka_stream",
@@ -119,22 +117,3 @@ def _root_cause(throwable: Any) -> str:
     message = throwable.getMessage()
     name = throwable.getClass().getSimpleName()
     return f"{name}: {first_line(message)}" if message else name
-
-
-def check_broker_reachable(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
-    """Fail at start when no bootstrap server accepts a TCP connection.
-
-    Raises:
-        ConfigurationError: none of the servers answered.
-    """
-    failures = []
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-                return
-        except (OSError, ValueError) as e:
-            failures.append(f"{server.strip()} ({e})")
-    raise ConfigurationError(
-        f"no Kafka broker reachable at {', '.join(failures)}: check --bootstrap-servers"
-    )

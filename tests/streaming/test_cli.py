@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import SecretStr
 
 from streaming.cli import build_parser, build_settings, main
 from streaming.settings import ServiceSettings, Trigger
+from tests.support import free_port
 
 REQUIRED = [
     "--bootstrap-servers",
@@ -177,3 +179,74 @@ def test_a_file_where_a_table_folder_should_be_stops_before_spark(
     assert err == (
         f"error: cannot use {occupied / 'table'} as a table: {occupied} is a file, not a folder"
     )
+
+
+PRODUCE = ["produce", "--bootstrap-servers", "127.0.0.1:9092", "--topic", "listings"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--synthetic", "5", "--input", "e.jsonl"], "give exactly one of --input PATH or"),
+        ([], "give exactly one of --input PATH or --synthetic COUNT"),
+        (["--synthetic", "5", "--input-format", "csv"], "--input-format applies to --input only"),
+        (["--synthetic", "5", "--partitions", "3"], "--partitions applies only with --create"),
+        (
+            ["--synthetic", "5", "--partitions", "3", "--replication-factor", "2"],
+            "--partitions and --replication-factor apply only with --create-topic",
+        ),
+        (["--synthetic", "0"], "--synthetic '0' is not a valid value: Input should be greater"),
+        (["--synthetic", "5", "--rate", "0"], "--rate '0' is not a valid value"),
+        (["--synthetic", "5", "--malformed-share", "1.5"], "--malformed-share '1.5' is not a"),
+        (["--input", "e.jsonl", "--input-format", "xml"], "--input-format 'xml' is not a valid"),
+    ],
+)
+def test_produce_refuses_flags_that_do_not_go_together_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*PRODUCE, *argv], {}) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_produce_to_a_broker_that_does_not_answer_fails_at_once_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()
+    started = time.monotonic()
+    argv = ["produce", "--bootstrap-servers", f"127.0.0.1:{port}", "--topic", "t"]
+    assert main([*argv, "--synthetic", "5"], {}) == 2
+    assert time.monotonic() - started < 10
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"error: no Kafka broker reachable at 127.0.0.1:{port} ([Errno 111] Connection refused): "
+        "check --bootstrap-servers"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.csv", None, "cannot read --input {path}: no such file or folder"),
+        ("events.parquet", b"not parquet", "cannot read --input {path} as parquet: "),
+        ("events.txt", b"{}", "cannot tell the format of --input {path} from its name"),
+    ],
+)
+def test_produce_of_an_unreadable_input_fails_before_the_broker_is_asked(
+    tmp_path: Path,
+    name: str,
+    content: bytes | None,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    # Nothing listens on this port: the input is checked first.
+    argv = ["produce", "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--topic", "t"]
+    assert main([*argv, "--input", str(path)], {}) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: " + message.format(path=path)), lines

@@ -20,6 +20,7 @@ from pyspark.sql.types import (
 from infra.profile import CategoricalProfile, DataProfile, NumericProfile
 from streaming.parse.events import ErrorKind, ParseRules, parse_events
 from streaming.parse.schema import EventSchema
+from streaming.produce.events import MALFORMED_KINDS, encode_event, event_body, malformed_value
 from tests.streaming.hostile import CASES, MAX_VALUE_BYTES, key_of
 
 SCHEMA = EventSchema(
@@ -160,6 +161,22 @@ def test_every_hostile_case_gets_its_verdict(spark: SparkSession) -> None:
         assert case.detail in (said or ""), (case.name, said)
         if case.kind:
             assert said, case.name
+
+
+def test_the_producers_malformed_events_are_quarantined_as_the_kind_they_are_named_after(
+    spark: SparkSession,
+) -> None:
+    good = {"room_type": "Private room", "accommodates": 2.0, "bedrooms": None}
+    without_numbers = {"room_type": "Private room", "accommodates": None}
+    made = [
+        (kind, malformed_value(kind, encode_event(fields), event_body(fields)))
+        for fields in (good, without_numbers)
+        for kind in MALFORMED_KINDS
+    ]
+    rows = [(b"k", value, "listings", 0, i, AT) for i, (_, value) in enumerate(made)]
+    quarantined = parse_events(spark.createDataFrame(rows, RECORDS), SCHEMA).quarantined
+    kinds = [r.error_kind for r in sorted(quarantined.collect(), key=lambda r: r.offset)]
+    assert kinds == [kind for kind, _ in made]
 
 
 def test_the_catalogue_has_twenty_distinct_cases_and_every_kind() -> None:
