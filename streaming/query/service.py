@@ -256,9 +256,9 @@ class InferenceService:
         self._remove_listener()
         self.models.stop_following()
         # A query that ended on its own (available-now) lets its compaction finish; a stop
-        # asked for does not wait for it.
-        self._stop_compaction(wait=not self._stop_requested.is_set())
+        # asked for, or a failed query, does not wait for it.
         exception = query.exception()
+        self._stop_compaction(wait=not self._stop_requested.is_set() and exception is None)
         if exception is not None:
             raise exception
 
