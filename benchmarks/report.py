@@ -162,8 +162,9 @@ def _read_time_section(results: Results) -> list[str]:
         '`spark.read.format("delta").load(path).where(...)` written to the `noop` sink '
         "(every column read, nothing kept), on the run's session.",
         f"- Read before/after: the fastest of {c.timed_reads} read(s) after a first one; the "
-        "first read's time is in the last two columns (for Spark it also fills the session's "
-        "cache of the table's log). Speed-up: read before / read after.",
+        "first read's time is in the last two columns (Spark's also fills the session's cache "
+        "of the table's log, and in a run of this part alone it is the session's first scan). "
+        "Speed-up: read before / read after.",
         "",
     ]
 
