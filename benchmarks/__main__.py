@@ -9,10 +9,10 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.figures import DRAIN_ARMS
+from benchmarks.figures import DRAIN_ARMS, PARTS
 from benchmarks.report import write_outputs
 from benchmarks.runner import Options, run
 
@@ -26,15 +26,18 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     return values
 
 
-def _arms(text: str) -> tuple[str, ...]:
-    chosen = {a.strip() for a in text.split(",") if a.strip()}
-    unknown = chosen - set(DRAIN_ARMS)
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(
-            f"unknown arm(s) {', '.join(sorted(unknown)) or text!r}: choose from "
-            + ", ".join(DRAIN_ARMS)
-        )
-    return tuple(a for a in DRAIN_ARMS if a in chosen)
+def _choice_list(choices: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = {a.strip() for a in text.split(",") if a.strip()}
+        unknown = chosen - set(choices)
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {', '.join(sorted(unknown)) or text!r}: choose from "
+                + ", ".join(choices)
+            )
+        return tuple(a for a in choices if a in chosen)
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="scripts/benchmark",
         description="Pre-load a topic and measure, in one run on the same data: the ceiling, "
         "ceiling + model, the service with the MLlib and the pyfunc model, a hand-written "
-        "consumer, and the cost of 1% malformed events. Writes results.md, results.json and "
-        "PNG plots to --out and prints the markdown.",
+        "consumer, and the cost of 1% malformed events; then the time to read a day's "
+        "partition of a predictions table before and after compaction. Writes results.md, "
+        "results.json and PNG plots to --out and prints the markdown.",
     )
     add = p.add_argument
     add(
@@ -70,10 +74,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--arms",
-        type=_arms,
+        type=_choice_list(DRAIN_ARMS, "arm"),
         default=_DEFAULTS.arms,
         metavar="ARM[,ARM]",
         help=f"arms to measure (default all: {','.join(DRAIN_ARMS)})",
+    )
+    add(
+        "--only",
+        type=_choice_list(PARTS, "part"),
+        default=_DEFAULTS.parts,
+        dest="parts",
+        metavar="PART[,PART]",
+        help="parts to run: streaming (the arms, with a broker), readtime (a day's partition "
+        f"read before and after compaction) (default {','.join(PARTS)})",
+    )
+    add(
+        "--appends",
+        type=int,
+        default=_DEFAULTS.appends,
+        metavar="N",
+        help="small appends to the day the readtime part reads (default %(default)s)",
+    )
+    add(
+        "--reads",
+        type=int,
+        default=_DEFAULTS.reads,
+        metavar="N",
+        help="timed reads of each reader after its first; the fastest is reported "
+        "(default %(default)s)",
     )
     add(
         "--out",
@@ -96,13 +124,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the markdown table. Exit code 0, or 1 when the run broke off."""
     args = _parser().parse_args(argv)
-    if args.events <= 0 or args.latency_seconds <= 0:
-        _parser().error("--events and --latency-seconds must be positive")
+    if min(args.events, args.latency_seconds, args.appends, args.reads) <= 0:
+        _parser().error("--events, --latency-seconds, --appends and --reads must be positive")
     options = Options(
         events=args.events,
         rates=args.rates,
         latency_seconds=args.latency_seconds,
         arms=args.arms,
+        parts=args.parts,
+        appends=args.appends,
+        reads=args.reads,
         out=args.out.resolve(),
         kafka_port=args.kafka_port,
         keep_work=args.keep_work,
@@ -117,4 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # After everything is written, delta-rs's threads can still abort the interpreter's exit
+    # ("terminate called without an active exception", delta-io/delta-rs#2184): leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

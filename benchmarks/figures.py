@@ -15,15 +15,21 @@ __all__ = [
     "CONSUMER",
     "DRAIN_ARMS",
     "LATENCY_ARMS",
+    "PARTS",
+    "READERS",
+    "READ_TIME",
     "SERVICE_MLLIB",
     "SERVICE_MLLIB_MALFORMED",
     "SERVICE_PYFUNC",
+    "STREAMING",
     "Drain",
     "Figure",
     "Latency",
     "Machine",
+    "PartitionRead",
     "Results",
     "Startup",
+    "TableCompaction",
     "recording_failure",
 ]
 
@@ -42,6 +48,11 @@ DRAIN_ARMS = (
     SERVICE_MLLIB_MALFORMED,
 )
 LATENCY_ARMS = (CEILING_MODEL, SERVICE_MLLIB, CONSUMER)
+READERS = ("delta-rs", "duckdb", "polars", "spark")
+# The parts of a run: the arms on a broker, and the reads of a day before and after compaction.
+STREAMING = "streaming"
+READ_TIME = "readtime"
+PARTS = (STREAMING, READ_TIME)
 
 _MIB = 1024 * 1024
 
@@ -150,6 +161,62 @@ class Startup(Figure):
         return None if self.peak_rss_bytes is None else self.peak_rss_bytes / _MIB
 
 
+@dataclass
+class TableCompaction(Figure):
+    """The predictions table of the read-time figures: how it was filled, and its compaction.
+
+    Attributes:
+        appends: Appends (one commit and one file each) to the day read.
+        other_day_appends: Appends to the next day, so that the day is a real partition filter.
+        rows_per_append: Rows of each append.
+        timed_reads: Reads of each reader after its first one (the fastest is reported).
+        write_seconds: How long the appends took.
+        seconds: How long ``compact`` (Delta OPTIMIZE with Spark, the whole table) took.
+        files_removed: Files the compaction removed (both days).
+        files_added: Files it added.
+    """
+
+    appends: int
+    other_day_appends: int
+    rows_per_append: int
+    timed_reads: int
+    write_seconds: float | None = None
+    seconds: float | None = None
+    files_removed: int | None = None
+    files_added: int | None = None
+
+
+@dataclass
+class PartitionRead(Figure):
+    """One reader reading one day's partition in full, before and after the compaction.
+
+    Attributes:
+        reader: ``delta-rs``, ``duckdb``, ``polars`` or ``spark``.
+        rows: Rows it read (the same before and after, checked).
+        files_before: Data files of the day before the compaction.
+        files_after: Data files of the day after it.
+        first_before_s: The first read before the compaction.
+        best_before_s: The fastest of the reads after the first, before the compaction.
+        first_after_s: The first read after the compaction.
+        best_after_s: The fastest of the reads after the first, after the compaction.
+    """
+
+    reader: str
+    rows: int | None = None
+    files_before: int | None = None
+    files_after: int | None = None
+    first_before_s: float | None = None
+    best_before_s: float | None = None
+    first_after_s: float | None = None
+    best_after_s: float | None = None
+
+    @property
+    def speed_up(self) -> float | None:
+        if not self.best_before_s or not self.best_after_s:
+            return None
+        return self.best_before_s / self.best_after_s
+
+
 @dataclass(frozen=True)
 class Machine:
     """Where and how the run happened."""
@@ -169,6 +236,8 @@ class Results:
     drains: list[Drain] = field(default_factory=list)
     latencies: list[Latency] = field(default_factory=list)
     startups: list[Startup] = field(default_factory=list)
+    compaction: TableCompaction | None = None
+    reads: list[PartitionRead] = field(default_factory=list)
 
     def drain(self, arm: str) -> Drain | None:
         """The drain figure of ``arm``, if it was measured."""

@@ -20,8 +20,10 @@ from benchmarks.figures import (
     Drain,
     Figure,
     Latency,
+    PartitionRead,
     Results,
     Startup,
+    TableCompaction,
 )
 
 __all__ = ["markdown", "write_outputs"]
@@ -52,6 +54,8 @@ def _ratio(value: float | None, base: float | None) -> float | None:
 
 
 def _drain_section(results: Results) -> list[str]:
+    if not results.drains:
+        return []
     ceiling = results.drain(CEILING)
     base = ceiling.events_per_second if ceiling else None
     header = ["arm", "events", "seconds", "events/s", "vs ceiling", "batches", "Spark jobs",
@@ -111,6 +115,60 @@ def _startup_section(results: Results) -> list[str]:
     return [title, "", *_table(header, rows), ""]
 
 
+def _compaction_line(c: TableCompaction) -> str:
+    if c.failed:
+        return f"failed: {c.error}"
+    return (
+        f"{_number(c.seconds, 1)} s, {_number(c.files_removed)} files removed, "
+        f"{_number(c.files_added)} added"
+    )
+
+
+def _read_time_section(results: Results) -> list[str]:
+    c = results.compaction
+    if c is None:
+        return []
+    header = ["reader", "files before", "files after", "read before (s)", "read after (s)",
+              "speed-up", "first read before (s)", "first read after (s)"]  # fmt: skip
+
+    def cells(r: PartitionRead) -> list[str]:
+        return [
+            _number(r.files_before), _number(r.files_after), _number(r.best_before_s, 3),
+            _number(r.best_after_s, 3), _number(r.speed_up, 1), _number(r.first_before_s, 3),
+            _number(r.first_after_s, 3),
+        ]  # fmt: skip
+
+    rows = [_row(r.reader, r, cells(r)) for r in results.reads]
+    written = "" if c.write_seconds is None else f" in {_number(c.write_seconds, 1)} s"
+    return [
+        "## Reading a day's partition before and after compaction",
+        "",
+        f"A predictions table created by `DeltaSink.ensure_table()` (the service's schema, "
+        f"partitioning and properties), then {_number(c.appends)} appends of "
+        f"{_number(c.rows_per_append)} rows to one day "
+        f"({_number(c.appends * c.rows_per_append)} rows) and {c.other_day_appends} to the next"
+        f"{written}. Compaction of the whole table (`streaming.sink.maintenance.compact`, Delta "
+        f"OPTIMIZE with Spark): {_compaction_line(c)}.",
+        "",
+        *(_table(header, rows) if rows else []),
+        "",
+        '- The appends are written with delta-rs (`write_deltalake(mode="append")`, one '
+        "commit and one Parquet file each), not with Spark as the service writes them "
+        "(`DeltaSink.append`, ~10 times slower per commit).",
+        "- A read is the whole day, every column, materialised: delta-rs "
+        "`DeltaTable(path).to_pyarrow_table(filters=...)` (opening the table included); DuckDB "
+        "`delta_scan(...) WHERE event_date = ...` fetched as an Arrow table (the extension "
+        "loaded before); Polars `scan_delta(...).filter(...).collect()`; Spark "
+        '`spark.read.format("delta").load(path).where(...)` written to the `noop` sink '
+        "(every column read, nothing kept), on the run's session.",
+        f"- Read before/after: the fastest of {c.timed_reads} read(s) after a first one; the "
+        "first read's time is in the last two columns (Spark's also fills the session's cache "
+        "of the table's log, and in a run of this part alone it is the session's first scan). "
+        "Speed-up: read before / read after.",
+        "",
+    ]
+
+
 _NOTES = """\
 Notes:
 - Drain: events / seconds from the arm's start (query start; consumer start after its model
@@ -140,7 +198,8 @@ def markdown(results: Results) -> str:
         *_malformed_section(results),
         *_latency_section(results),
         *_startup_section(results),
-        _NOTES,
+        *_read_time_section(results),
+        _NOTES if results.drains else "",
     ]
     return "\n".join(lines)
 
@@ -187,11 +246,38 @@ def _plot_latency(latencies: Sequence[Latency], path: Path) -> None:
     plt.close(figure)
 
 
+def _plot_read_time(reads: Sequence[PartitionRead], path: Path) -> None:
+    measured = [r for r in reads if r.best_before_s is not None]
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    positions = range(len(measured))
+    files = next(((r.files_before, r.files_after) for r in measured), (None, None))
+    for offset, (label, values) in enumerate(
+        (
+            (f"before compaction (files: {_number(files[0])})",
+             [r.best_before_s or 0.0 for r in measured]),
+            (f"after compaction (files: {_number(files[1])})",
+             [r.best_after_s or 0.0 for r in measured]),
+        )
+    ):  # fmt: skip
+        xs = [i + (offset - 0.5) * 0.38 for i in positions]
+        bars = axes.bar(xs, values, 0.38, label=label)
+        axes.bar_label(bars, [f"{v:.3f}" if v else "" for v in values], fontsize=8)
+    axes.set_xticks(list(positions), [r.reader for r in measured])
+    axes.set_yscale("log")
+    axes.set_ylabel("seconds, fastest read of the day (log)")
+    axes.set_title("Reading a day's partition before and after compaction")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def _as_json(results: Results) -> dict[str, Any]:
     data = asdict(results)
     for group, derived in (
         ("drains", ("events_per_second", "jobs_per_batch")),
         ("latencies", ("sent_rate", "landed_rate")),
+        ("reads", ("speed_up",)),
     ):
         for item, figure in zip(data[group], getattr(results, group), strict=True):
             item.update({name: getattr(figure, name) for name in derived})
@@ -199,7 +285,8 @@ def _as_json(results: Results) -> dict[str, Any]:
 
 
 def write_outputs(results: Results, out: Path) -> str:
-    """Write ``results.md``, ``results.json``, ``throughput.png`` and ``latency.png``.
+    """Write ``results.md``, ``results.json`` and the plots of the parts that ran:
+    ``throughput.png`` and ``latency.png`` (the arms), ``readtime.png`` (the read-time part).
 
     Returns:
         The markdown.
@@ -208,6 +295,9 @@ def write_outputs(results: Results, out: Path) -> str:
     text = markdown(results)
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(_as_json(results), indent=2) + "\n")
-    _plot_throughput(results.drains, out / "throughput.png")
-    _plot_latency(results.latencies, out / "latency.png")
+    if results.drains:
+        _plot_throughput(results.drains, out / "throughput.png")
+        _plot_latency(results.latencies, out / "latency.png")
+    if results.compaction is not None:
+        _plot_read_time(results.reads, out / "readtime.png")
     return text

@@ -20,12 +20,16 @@ from benchmarks.arms import Workbench
 from benchmarks.figures import (
     DRAIN_ARMS,
     LATENCY_ARMS,
+    PARTS,
+    READ_TIME,
     SERVICE_MLLIB,
     SERVICE_MLLIB_MALFORMED,
+    STREAMING,
     Machine,
     Results,
     Startup,
 )
+from benchmarks.maintenance import DEFAULT_APPENDS, READS_AFTER_FIRST, measure_read_time
 from benchmarks.measure import measure_drain, measure_latency
 from benchmarks.polling import say
 from benchmarks.registry import register_models
@@ -56,6 +60,10 @@ class Options:
         rates: Offered loads of the latency runs, events per second.
         latency_seconds: How long each latency run sends.
         arms: The arms to measure (a subset of ``DRAIN_ARMS``).
+        parts: The parts to run (a subset of ``PARTS``): the arms on the broker (``streaming``),
+            the reads of a day's partition before and after compaction (``readtime``).
+        appends: Small appends to the day the read-time part reads.
+        reads: Timed reads after the first of each reader in the read-time part.
         out: Folder of the results.
         kafka_port: Port of the run's own broker (the next port is its controller's).
         small_backlog: Events waiting for the small-backlog start.
@@ -67,6 +75,9 @@ class Options:
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 60.0
     arms: tuple[str, ...] = DRAIN_ARMS
+    parts: tuple[str, ...] = PARTS
+    appends: int = DEFAULT_APPENDS
+    reads: int = READS_AFTER_FIRST
     out: Path = CHECKOUT / "benchmarks" / "results"
     kafka_port: int = 19492
     small_backlog: int = 1000
@@ -157,6 +168,15 @@ def _measure_in_process(run: _Run, bench: Workbench) -> None:
             )
 
 
+def _measure_read_time(run: _Run, spark: SparkSession) -> None:
+    o = run.options
+    folder = run.work / "readtime"
+    folder.mkdir(parents=True, exist_ok=True)
+    run.results.compaction, run.results.reads = measure_read_time(
+        spark, folder, o.appends, reads=o.reads
+    )
+
+
 def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
     o = run.options
     service = ServiceProcess(run.python, CHECKOUT, run.env, run.bootstrap, model_uri)
@@ -169,8 +189,27 @@ def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
     ]
 
 
+def _measure_streaming(run: _Run, store: TrackingStore) -> None:
+    """The arms on the run's broker; the read-time part on their session, after them."""
+    o = run.options
+    with local_broker(_BROKER_SCRIPT, o.kafka_port, run.work / "kafka", run.env) as bootstrap:
+        run.bootstrap = bootstrap
+        _preload_topics(run)
+        configure_tracking(store)
+        with _spark_session() as spark:
+            say("training and registering the models")
+            models = register_models(spark, store, run.work / "data", o.seed)
+            bench = Workbench(spark, models, bootstrap, run.work, CHECKOUT, run.env, run.python)
+            _measure_in_process(run, bench)
+            if READ_TIME in o.parts:
+                _measure_read_time(run, spark)
+        if SERVICE_MLLIB in o.arms:
+            run.results.startups = _measure_startups(run, models.mllib_uri)
+
+
 def run(options: Options, env: Mapping[str, str], python: str, command: str) -> Results:
-    """Measure every selected arm on one broker and one set of pre-loaded topics.
+    """Measure every selected arm on one broker and one set of pre-loaded topics, and the
+    reads of a day's partition before and after compaction (the selected parts).
 
     Args:
         options: What to measure.
@@ -187,17 +226,11 @@ def run(options: Options, env: Mapping[str, str], python: str, command: str) -> 
     state = _Run(options, service_env, python, work, Results(describe_machine(command)))
     say(f"work folder: {work}")
     try:
-        with local_broker(_BROKER_SCRIPT, options.kafka_port, work / "kafka", env) as bootstrap:
-            state.bootstrap = bootstrap
-            _preload_topics(state)
-            configure_tracking(store)
+        if STREAMING in options.parts:
+            _measure_streaming(state, store)
+        else:
             with _spark_session() as spark:
-                say("training and registering the models")
-                models = register_models(spark, store, work / "data", options.seed)
-                bench = Workbench(spark, models, bootstrap, work, CHECKOUT, state.env, python)
-                _measure_in_process(state, bench)
-            if SERVICE_MLLIB in options.arms:
-                state.results.startups = _measure_startups(state, models.mllib_uri)
+                _measure_read_time(state, spark)
     finally:
         if not options.keep_work:
             shutil.rmtree(work, ignore_errors=True)

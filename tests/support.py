@@ -6,12 +6,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TypeVar
 
-import duckdb
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+
+# The benchmarks read with it too; the tests import it from here.
+from benchmarks.duckdb_delta import duckdb_with_delta as duckdb_with_delta
 
 T = TypeVar("T")
 
@@ -93,21 +94,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def duckdb_with_delta() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the delta extension loaded from its pinned package (no download)."""
-    import duckdb_extension_delta
-
-    extension = (
-        Path(duckdb_extension_delta.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "delta.duckdb_extension"
-    )
-    connection = duckdb.connect()
-    connection.execute(f"LOAD '{extension}'")
-    return connection
 
 
 FAULT_REPORT: list[dict[str, object]] = []

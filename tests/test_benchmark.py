@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
-from benchmarks.figures import DRAIN_ARMS, LATENCY_ARMS
+from benchmarks.figures import DRAIN_ARMS, LATENCY_ARMS, READERS
+from benchmarks.maintenance import OTHER_DAY_APPENDS
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+_APPENDS = 4
 
 
 def _free_port_pair() -> int:
@@ -45,6 +47,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     command = [
         sys.executable, "-m", "benchmarks",
         "--events", "2000", "--rate", "200", "--latency-seconds", "5",
+        "--appends", str(_APPENDS), "--reads", "1",
         "--out", str(out), "--kafka-port", str(_free_port_pair()),
     ]  # fmt: skip
     env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
@@ -71,7 +74,23 @@ def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
     assert all(s["first_prediction_s"] is not None for s in results["startups"])
 
 
-@pytest.mark.parametrize("name", ["throughput.png", "latency.png"])
+def test_read_time_before_and_after_compaction_is_filled_in(smoke_run: Path) -> None:
+    markdown = (smoke_run / "results.md").read_text()
+    assert "## Reading a day's partition before and after compaction" in markdown
+    results = json.loads((smoke_run / "results.json").read_text())
+    compaction = results["compaction"]
+    assert compaction["files_removed"] == _APPENDS + OTHER_DAY_APPENDS
+    assert compaction["files_added"] == 2  # one per day
+    assert [r["reader"] for r in results["reads"]] == list(READERS)
+    for read in results["reads"]:
+        assert (read["files_before"], read["files_after"]) == (_APPENDS, 1), read
+        assert read["rows"] == _APPENDS * compaction["rows_per_append"], read
+        assert all(isinstance(read[k], float) for k in ("best_before_s", "best_after_s")), read
+        assert isinstance(read["speed_up"], float), read
+        assert f"| {read['reader']} | {_APPENDS} | 1 |" in markdown
+
+
+@pytest.mark.parametrize("name", ["throughput.png", "latency.png", "readtime.png"])
 def test_plots_are_images(smoke_run: Path, name: str) -> None:
     pixels = image.imread(smoke_run / name)
     assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100

@@ -29,8 +29,10 @@ from streaming.sink.maintenance import BackgroundCompaction, Compaction
 from streaming.sink.tables import (
     PREDICTIONS_ADDED_LATER,
     PREDICTIONS_PARTITION,
+    PREDICTIONS_PROPERTIES,
     PREDICTIONS_SCHEMA,
     QUARANTINE_PARTITION,
+    QUARANTINE_PROPERTIES,
     QUARANTINE_SCHEMA,
 )
 from streaming.source.client import check_broker_reachable
@@ -39,10 +41,6 @@ from streaming.source.kafka import check_kafka_access, kafka_source_options, rea
 __all__ = ["InferenceService"]
 
 log = logging.getLogger(__name__)
-# A Delta checkpoint rewrites the table's whole state; at the default of one per 10 commits it
-# lands every few batches and stalls the one that writes it by seconds. Readers replay at most
-# this many small commit files instead.
-_LOG_PROPERTIES = {"delta.checkpointInterval": "100"}
 
 
 @dataclass
@@ -69,7 +67,7 @@ class InferenceService:
             PREDICTIONS_SCHEMA,
             PREDICTIONS_PARTITION,
             app_id=f"{s.app_id}:predictions",
-            properties={"delta.appendOnly": "true", **_LOG_PROPERTIES},
+            properties=PREDICTIONS_PROPERTIES,
             added_later=PREDICTIONS_ADDED_LATER,
         )
         self.quarantine = DeltaSink(
@@ -78,7 +76,7 @@ class InferenceService:
             QUARANTINE_SCHEMA,
             QUARANTINE_PARTITION,
             app_id=f"{s.app_id}:quarantine",
-            properties=dict(_LOG_PROPERTIES),
+            properties=QUARANTINE_PROPERTIES,
         )
         self.tables = (self.predictions, self.quarantine)
         self.judges = JudgeCache(s.parse_rules)

@@ -23,8 +23,10 @@ from streaming.score.identity import ModelIdentity
 __all__ = [
     "PREDICTIONS_ADDED_LATER",
     "PREDICTIONS_PARTITION",
+    "PREDICTIONS_PROPERTIES",
     "PREDICTIONS_SCHEMA",
     "QUARANTINE_PARTITION",
+    "QUARANTINE_PROPERTIES",
     "QUARANTINE_SCHEMA",
     "REJECTED_SCHEMA",
     "predictions_rows",
@@ -58,6 +60,14 @@ PREDICTIONS_SCHEMA = StructType(
 PREDICTIONS_PARTITION = ("event_date",)
 # Columns that tables created before they existed get added at start.
 PREDICTIONS_ADDED_LATER = ("key_bytes", "profile_flags")
+
+# A Delta checkpoint rewrites the table's whole state; at the default of one per 10 commits it
+# lands every few batches and stalls the one that writes it by seconds. Readers replay at most
+# this many small commit files instead.
+_LOG_PROPERTIES = {"delta.checkpointInterval": "100"}
+# Table properties the service creates its tables with.
+PREDICTIONS_PROPERTIES = {"delta.appendOnly": "true", **_LOG_PROPERTIES}
+QUARANTINE_PROPERTIES = dict(_LOG_PROPERTIES)
 
 # A rejected record as the parse step reports it: raw bytes, where it came from, and why.
 REJECTED_SCHEMA = StructType(
