@@ -1,7 +1,5 @@
 """``python -m streaming``: see ``streaming.cli``."""
 
-import sys
+from streaming.cli import entry
 
-from streaming.cli import main
-
-sys.exit(main())
+entry()

@@ -11,10 +11,11 @@ or a ``[kafka-options]`` table in the file; those holding credentials are kept s
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from infra.errors import ProjectError
 from infra.logs import configure_logging
@@ -144,3 +145,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except ProjectError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def entry() -> NoReturn:
+    """``python -m streaming`` and the ``streaming`` script: run ``main``, then exit at once.
+
+    delta-rs (``status``, ``tail``, ``vacuum``, ``report``) leaves runtime threads that can abort
+    the interpreter while it shuts down, after the command has finished (exit code 134 instead
+    of the command's; delta-io/delta-rs#2184). The command's output is flushed first.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
