@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.figures import DRAIN_ARMS, PARTS
+from benchmarks.figures import DRAIN_ARMS, PARTS, STARTUPS
 from benchmarks.report import write_outputs
 from benchmarks.runner import Options, run
 
@@ -89,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         f"read before and after compaction) (default {','.join(PARTS)})",
     )
     add(
+        "--startups",
+        type=_choice_list(STARTUPS, "backlog"),
+        default=_DEFAULTS.startups,
+        metavar="BACKLOG[,BACKLOG]",
+        help="backlogs the service is started on to time its first prediction: small "
+        f"(1,000 events), large (--events) (default {','.join(STARTUPS)})",
+    )
+    add(
         "--appends",
         type=int,
         default=_DEFAULTS.appends,
@@ -132,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_seconds=args.latency_seconds,
         arms=args.arms,
         parts=args.parts,
+        startups=args.startups,
         appends=args.appends,
         reads=args.reads,
         out=args.out.resolve(),

@@ -53,6 +53,8 @@ READERS = ("delta-rs", "duckdb", "polars", "spark")
 STREAMING = "streaming"
 READ_TIME = "readtime"
 PARTS = (STREAMING, READ_TIME)
+# The backlogs the service is started on, to time its first prediction.
+STARTUPS = ("small", "large")
 
 _MIB = 1024 * 1024
 

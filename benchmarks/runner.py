@@ -24,6 +24,7 @@ from benchmarks.figures import (
     READ_TIME,
     SERVICE_MLLIB,
     SERVICE_MLLIB_MALFORMED,
+    STARTUPS,
     STREAMING,
     Machine,
     Results,
@@ -67,6 +68,7 @@ class Options:
         out: Folder of the results.
         kafka_port: Port of the run's own broker (the next port is its controller's).
         small_backlog: Events waiting for the small-backlog start.
+        startups: The backlogs the service is started on (a subset of ``STARTUPS``).
         seed: Seed of the events and models.
         keep_work: Keep the work folder (tables, logs) instead of deleting it.
     """
@@ -81,6 +83,7 @@ class Options:
     out: Path = CHECKOUT / "benchmarks" / "results"
     kafka_port: int = 19492
     small_backlog: int = 1000
+    startups: tuple[str, ...] = STARTUPS
     seed: int = 7
     keep_work: bool = False
 
@@ -186,6 +189,7 @@ def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
             service, name, topic, events, run.work / "startup" / name, o.drain_timeout_s
         )
         for name, topic, events in backlogs
+        if name in o.startups
     ]
 
 

@@ -48,6 +48,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         sys.executable, "-m", "benchmarks",
         "--events", "2000", "--rate", "200", "--latency-seconds", "5",
         "--appends", str(_APPENDS), "--reads", "1",
+        # One start is enough to keep the start-up timing from rotting: the large backlog
+        # starts the same command on a bigger topic.
+        "--startups", "small",
         "--out", str(out), "--kafka-port", str(_free_port_pair()),
     ]  # fmt: skip
     env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
@@ -70,7 +73,7 @@ def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
     assert {f["arm"] for f in results["latencies"]} == set(LATENCY_ARMS)
     assert all(f["p99_ms"] is not None and f["landed"] > 0 for f in results["latencies"])
-    assert [s["backlog"] for s in results["startups"]] == ["small", "large"]
+    assert [s["backlog"] for s in results["startups"]] == ["small"]
     assert all(s["first_prediction_s"] is not None for s in results["startups"])
 
 
