@@ -116,8 +116,15 @@ class BatchLogListener(StreamingQueryListener):
 
     def report(self, progress: dict[str, Any]) -> dict[str, Any] | None:
         """Log the line for one progress report, once per batch; returns its fields (``None``
-        when the batch was reported already)."""
+        when the batch was reported already, or when no batch ran: an idle trigger's report,
+        which ``catch_up`` finds in ``recentProgress`` after the query stops)."""
         batch_id = int(progress.get("batchId", -1))
+        if (
+            not progress.get("numInputRows")
+            and "addBatch" not in (progress.get("durationMs") or {})
+            and self.outcome_of(batch_id) is None
+        ):
+            return None  # a trigger that found nothing to read (Spark's idle report): no batch ran
         with self._lock:
             if batch_id in self._reported:
                 return None

@@ -83,26 +83,38 @@ class TableTail:
                 yield new
 
     def _cutoff(self, rows: int) -> int | None:
-        """The oldest batch id the newest ``rows`` rows need, from the files' statistics."""
+        """The oldest batch id the newest ``rows`` rows need, from the files' statistics.
+
+        Files are counted newest first (by their largest batch id) until they hold ``rows``
+        rows; the cutoff is the smallest batch id in those files, since a compacted file spans
+        many batches and the newest rows may reach back into any of them.
+        """
         import pyarrow as pa
 
         files = pa.table(self.table.get_add_actions(flatten=True))
-        column = f"max.{_BATCH}"
+        newest, oldest = f"max.{_BATCH}", f"min.{_BATCH}"
         if not files.num_rows:
             return None
-        if column not in files.column_names or "num_records" not in files.column_names:
+        if not {newest, oldest, "num_records"} <= set(files.column_names):
             return 0  # no statistics: read it all
         counted = 0
-        for batch, records in sorted(
-            zip(files[column].to_pylist(), files["num_records"].to_pylist(), strict=True),
-            key=lambda pair: -1 if pair[0] is None else pair[0],
+        cutoff: int | None = None
+        for high, low, records in sorted(
+            zip(
+                files[newest].to_pylist(),
+                files[oldest].to_pylist(),
+                files["num_records"].to_pylist(),
+                strict=True,
+            ),
+            key=lambda file: -1 if file[0] is None else file[0],
             reverse=True,
         ):
-            if batch is None:
+            if high is None or low is None:
                 return 0
             counted += records or 0
+            cutoff = int(low) if cutoff is None else min(cutoff, int(low))
             if counted >= rows:
-                return int(batch)
+                return cutoff
         return 0
 
     def _read(self, from_batch: int | None) -> pa.Table:

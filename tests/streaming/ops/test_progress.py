@@ -117,6 +117,28 @@ def _samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], 
     }
 
 
+def test_an_idle_trigger_caught_up_after_the_stop_is_not_a_batch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # After batch 10, a trigger that read nothing leaves a report for "batch 11" in
+    # recentProgress; no batch 11 ran, so catch_up logs no line for it.
+    listener = BatchLogListener("inference", {}.get, ServiceMetrics())
+    idle = {**PROGRESS, "batchId": 11, "numInputRows": 0,
+            "durationMs": {"latestOffset": 9, "triggerExecution": 18}}  # fmt: skip
+    configure_logging("INFO", "json")
+    try:
+        assert listener.report(idle) is None
+        listener.catch_up([SimpleNamespace(json=json.dumps(idle))])
+        ran = {**idle, "durationMs": {"addBatch": 3, "triggerExecution": 18}}
+        assert listener.report(ran) is not None  # an empty batch that ran is still a batch
+    finally:
+        configure_logging("INFO", "text")
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["batch_id"] for line in lines if line.get("event") == "batch"] == [11]
+    logging.getLogger("streaming.batch").handlers.clear()
+
+
 def test_the_progress_report_sets_rates_trigger_duration_and_lag_per_partition() -> None:
     metrics = ServiceMetrics()
     listener = BatchLogListener("inference", {}.get, metrics)

@@ -105,6 +105,27 @@ def _wait(done: Callable[[], bool], timeout_s: float) -> bool:
     return done()
 
 
+def test_tail_after_compaction_reaches_back_into_the_compacted_file(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A compacted file holds batches 0 and 1; its largest batch id alone would cut at batch 1.
+    predictions = _sink(spark, tmp_path / "predictions", PREDICTIONS_SCHEMA, PREDICTIONS_PARTITION)
+    for batch_id, offsets in enumerate([range(0, 6), range(6, 12)]):
+        append_predictions(spark, predictions, batch_id, offsets)
+    assert main(["compact", "--table", str(tmp_path / "predictions")], {}) == 0
+    append_predictions(spark, predictions, 2, range(12, 14))
+    capsys.readouterr()
+
+    assert main(["tail", "--table", str(tmp_path / "predictions"), "--rows", "10"], {}) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shown = [tuple(int(f) for f in (v[1], v[3], v[4])) for v in (x.split("\t") for x in lines[1:])]
+    assert shown == [
+        (0, 1, 3), (0, 1, 5),
+        (1, 0, 6), (1, 0, 8), (1, 0, 10), (1, 1, 7), (1, 1, 9), (1, 1, 11),
+        (2, 0, 12), (2, 1, 13),
+    ]  # fmt: skip
+
+
 def test_tail_of_a_path_without_a_table_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
