@@ -218,6 +218,7 @@ def evaluate(
     problems: list[str] = []
     for panel in dashboard["panels"]:
         data = PanelData(panel)
+        name = f"panel {panel.get('id')} {panel['title']!r}"
         panels.append(data)
         for target in panel.get("targets", []):
             query = _expr(target["expr"], instance, rate_interval)
@@ -230,7 +231,7 @@ def evaluate(
             try:
                 result = _api(base, "/api/v1/query_range", params)["result"]
             except DashboardError as e:
-                problems.append(f"panel {panel['title']!r}: Prometheus rejects {query!r}: {e}")
+                problems.append(f"{name}: Prometheus rejects `{query}`: {e}")
                 continue
             if not result:
                 present = [
@@ -242,7 +243,7 @@ def evaluate(
                 ]
                 if present and len(present) == len(_metric_names(query)):
                     problems.append(
-                        f"panel {panel['title']!r}: {query!r} returns nothing although "
+                        f"{name}: `{query}` returns nothing although "
                         f"{', '.join(present)} has samples"
                     )
             for item in result:
