@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-__all__ = ["TRIGGER_SECONDS_BUCKETS", "ServiceMetrics"]
+from streaming.parse.events import ErrorKind
+
+__all__ = ["COMPACTED_TABLES", "SWAP_FAILURE_REASONS", "TRIGGER_SECONDS_BUCKETS", "ServiceMetrics"]
+
+SWAP_FAILURE_REASONS = ("version_rejected", "registry_unreachable")
+COMPACTED_TABLES = ("predictions", "quarantine")
 
 # From a few records (well under a second) to a backlog batch capped by
 # --max-offsets-per-trigger (minutes).
@@ -109,6 +114,19 @@ class ServiceMetrics:
             ["table"],
             registry=r,
         )
+
+        # A labelled series appears with its first increment, and rate() or increase() never
+        # counts the value a series is born with: the first quarantined records, the first
+        # failed swap or compaction would be invisible on the dashboard. Every label value known
+        # in advance starts at 0 instead (offsets_skipped's partitions are not known).
+        for name, value in vars(ErrorKind).items():
+            if name.isupper():
+                self.quarantined.labels(error_kind=value)
+        for reason in SWAP_FAILURE_REASONS:
+            self.model_swap_failures.labels(reason=reason)
+        for table in COMPACTED_TABLES:
+            self.compactions.labels(table=table)
+            self.compacted_files.labels(table=table)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Expose ``/metrics`` over HTTP on ``host:port`` (a daemon thread)."""

@@ -6,7 +6,8 @@ import json
 import re
 from pathlib import Path
 
-from streaming.ops.metrics import ServiceMetrics
+from streaming.ops.metrics import COMPACTED_TABLES, SWAP_FAILURE_REASONS, ServiceMetrics
+from streaming.parse.events import ErrorKind
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "inference-service.json"
 _NAME = re.compile(r"\binference_[a-z_]+\b")
@@ -40,3 +41,17 @@ def test_every_panel_query_names_a_served_metric_and_every_metric_has_a_panel() 
     assert [i["name"] for i in dashboard["__inputs"]] == ["DS_PROMETHEUS"]
     assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {"${DS_PROMETHEUS}"}
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_every_known_label_value_starts_at_zero_so_rate_counts_its_first_increment() -> None:
+    registry = ServiceMetrics().registry
+    kinds = [v for k, v in vars(ErrorKind).items() if k.isupper()]
+
+    for kind in kinds:
+        assert registry.get_sample_value("inference_quarantined_total", {"error_kind": kind}) == 0
+    for reason in SWAP_FAILURE_REASONS:
+        labels = {"reason": reason}
+        assert registry.get_sample_value("inference_model_swap_failures_total", labels) == 0
+    for table in COMPACTED_TABLES:
+        assert registry.get_sample_value("inference_compactions_total", {"table": table}) == 0
+        assert registry.get_sample_value("inference_compacted_files_total", {"table": table}) == 0
