@@ -125,12 +125,15 @@ class InferenceService:
             check_kafka_access(self.spark, options)
             state = read_checkpoint_state(self.spark, checkpoint)
             predictions_last, quarantine_last = (future.result() for future in newest)
+            plan = plan_start(
+                state, predictions_last, quarantine_last, checkpoint, s.predictions_table
+            )
         except BaseException:
+            # Not started: the model's load is let finish, so nothing runs on after the error.
             model.cancel()
             pool.shutdown(wait=True)
             raise
         pool.shutdown(wait=False)
-        plan = plan_start(state, predictions_last, quarantine_last, checkpoint, s.predictions_table)
         if plan.replay is not None:
             log.info(
                 "batch %d was begun before the restart; replaying it with model version %s",
@@ -170,18 +173,19 @@ class InferenceService:
         records = read_kafka_stream(self.spark, options)
         if s.dedup_watermark:
             records = _drop_redelivered(records, s.dedup_watermark)
-        self.query = (
-            records.writeStream.queryName(s.query_name)
-            .option("checkpointLocation", checkpoint)
-            .foreachBatch(self.processor.process)
-            .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
-            .start()
-        )
         try:
+            self.query = (
+                records.writeStream.queryName(s.query_name)
+                .option("checkpointLocation", checkpoint)
+                .foreachBatch(self.processor.process)
+                .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
+                .start()
+            )
             model.result()
         except BaseException:
             # The first batch, waiting for the model, fails with it and writes nothing.
-            self.query.stop()
+            if self.query is not None:
+                self.query.stop()
             self._remove_listener()
             self._stop_compaction(wait=False)
             raise

@@ -174,7 +174,8 @@ class BackgroundCompaction:
                     if self._cancel:
                         break
                     self._compact(path)
-                self.runs += 1
+                else:
+                    self.runs += 1
             finally:
                 self._idle.set()
 
