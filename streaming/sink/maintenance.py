@@ -22,6 +22,7 @@ from pyspark.sql import SparkSession
 from infra.errors import first_line
 from streaming.errors import ConfigurationError
 from streaming.sink.delta import read_table
+from streaming.sink.deltars import open_table
 
 __all__ = ["BackgroundCompaction", "Compaction", "compact", "vacuum"]
 
@@ -85,13 +86,9 @@ def vacuum(path: str, retain_hours: float) -> list[str]:
     Raises:
         ConfigurationError: no Delta table at ``path``, or delta-rs cannot write to it.
     """
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
+    from deltalake.exceptions import DeltaError
 
-    try:
-        table = DeltaTable(path)
-    except TableNotFoundError:
-        raise ConfigurationError(f"no Delta table at {path}") from None
+    table = open_table(path)
     try:
         return table.vacuum(retention_hours=int(retain_hours), dry_run=False)
     except DeltaError as e:

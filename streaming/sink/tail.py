@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from streaming.errors import ConfigurationError
+from streaming.sink.deltars import open_table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,13 +39,7 @@ class TableTail:
     """
 
     def __init__(self, path: str) -> None:
-        from deltalake import DeltaTable
-        from deltalake.exceptions import TableNotFoundError
-
-        try:
-            self.table = DeltaTable(path)
-        except TableNotFoundError:
-            raise ConfigurationError(f"no Delta table at {path}") from None
+        self.table = open_table(path)
         if _BATCH not in self.table.schema().to_arrow().names:
             raise ConfigurationError(
                 f"table {path} has no {_BATCH} column: give the predictions or quarantine table"
