@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.figures import DRAIN_ARMS, PARTS, STARTUPS
+from benchmarks.figures import ARMS, PARTS, STARTUPS
 from benchmarks.report import write_outputs
 from benchmarks.runner import Options, run
 
@@ -74,10 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--arms",
-        type=_choice_list(DRAIN_ARMS, "arm"),
+        type=_choice_list(ARMS, "arm"),
         default=_DEFAULTS.arms,
         metavar="ARM[,ARM]",
-        help=f"arms to measure (default all: {','.join(DRAIN_ARMS)})",
+        help=f"arms to measure (default all: {','.join(ARMS)})",
     )
     add(
         "--only",
@@ -125,6 +125,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="port of the run's own broker, the next one its controller's (default %(default)s)",
     )
+    add(
+        "--no-warm-up",
+        action="store_false",
+        dest="warm_up",
+        help="skip the warm-up drain of the session before the drains (for a smoke run; the "
+        "first drain then pays the session's first compilations)",
+    )
+    add(
+        "--malformed-pairs",
+        type=int,
+        default=_DEFAULTS.malformed_pairs,
+        metavar="N",
+        help="drains of the clean and the malformed topic by the service, alternately, for the "
+        "cost of malformed events (the median; default %(default)s)",
+    )
     add("--keep-work", action="store_true", help="keep the work folder (tables, logs)")
     return p  # fmt: skip
 
@@ -132,8 +147,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the markdown table. Exit code 0, or 1 when the run broke off."""
     args = _parser().parse_args(argv)
-    if min(args.events, args.latency_seconds, args.appends, args.reads) <= 0:
-        _parser().error("--events, --latency-seconds, --appends and --reads must be positive")
+    if min(args.events, args.latency_seconds, args.appends, args.reads, args.malformed_pairs) <= 0:
+        _parser().error(
+            "--events, --latency-seconds, --appends, --reads and --malformed-pairs must be positive"
+        )
     options = Options(
         events=args.events,
         rates=args.rates,
@@ -146,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out=args.out.resolve(),
         kafka_port=args.kafka_port,
         keep_work=args.keep_work,
+        warm_up=args.warm_up,
+        malformed_pairs=args.malformed_pairs,
     )
     env = dict(os.environ)
     python = env.get("PYSPARK_PYTHON") or sys.executable

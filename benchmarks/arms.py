@@ -25,6 +25,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
 
 from benchmarks.consumer import READY, ConsumerRun
+from benchmarks.deltalog import LatencySample, commit_latencies, rows_committed
 from benchmarks.figures import (
     CEILING,
     CEILING_MODEL,
@@ -121,9 +122,7 @@ class Workbench:
 
 
 class Arm(Protocol):
-    """One way of turning the topic's events into a table of predictions."""
-
-    table: Path
+    """One way of turning the topic's events into predictions readers can see."""
 
     def start(self) -> None: ...
 
@@ -133,8 +132,28 @@ class Arm(Protocol):
 
     def close(self) -> None: ...
 
+    def landed(self) -> int:
+        """Input records whose output readers can see so far."""
+        ...
 
-class _StreamingArm:
+    def latencies(self) -> LatencySample:
+        """Per output, when readers could see it minus its input's Kafka timestamp."""
+        ...
+
+
+class _DeltaOutput:
+    """An arm whose predictions land in a Delta table."""
+
+    table: Path
+
+    def landed(self) -> int:
+        return rows_committed(self.table)
+
+    def latencies(self) -> LatencySample:
+        return commit_latencies(self.table)
+
+
+class _StreamingArm(_DeltaOutput):
     """An arm that is a streaming query on the run's session."""
 
     def __init__(self, bench: Workbench, topic: str, trigger: Trigger, label: str) -> None:
@@ -270,7 +289,7 @@ class ServiceArm(_StreamingArm):
         service.run_until_stopped()
 
 
-class ConsumerArm:
+class ConsumerArm(_DeltaOutput):
     """The hand-written consumer (``benchmarks.consumer``) as a process of its own."""
 
     def __init__(self, bench: Workbench, topic: str, expected: int, label: str) -> None:

@@ -16,7 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["AddedFile", "Commit", "kafka_timestamps_ms", "read_commits", "rows_committed"]
+__all__ = [
+    "AddedFile",
+    "Commit",
+    "LatencySample",
+    "commit_latencies",
+    "kafka_timestamps_ms",
+    "read_commits",
+    "rows_committed",
+]
 
 _TICKS_PER_MS = {"s": 1e-3, "ms": 1.0, "us": 1e3, "ns": 1e6}
 
@@ -78,3 +86,31 @@ def kafka_timestamps_ms(table: str | Path, file: AddedFile) -> np.ndarray:
     column = pq.ParquetFile(Path(table) / file.path).read(columns=["timestamp"]).column(0)
     ticks = pc.cast(column, pa.int64()).to_numpy(zero_copy_only=False)
     return ticks / _TICKS_PER_MS[column.type.unit]
+
+
+@dataclass(frozen=True)
+class LatencySample:
+    """Per output row, when it became visible minus its input's Kafka timestamp (ms); and the
+    span from the first input record to the last output."""
+
+    latencies_ms: np.ndarray
+    span_ms: float
+
+
+def commit_latencies(table: str | Path) -> LatencySample:
+    """Per row of ``table``, its Delta commit time minus its Kafka record timestamp.
+
+    Raises:
+        RuntimeError: when no row landed.
+    """
+    latencies, first_record, last_commit = [], np.inf, 0.0
+    for commit in read_commits(table):
+        for file in commit.files:
+            stamps = kafka_timestamps_ms(table, file)
+            if len(stamps):
+                latencies.append(commit.timestamp_ms - stamps)
+                first_record = min(first_record, float(stamps.min()))
+                last_commit = max(last_commit, commit.timestamp_ms)
+    if not latencies:
+        raise RuntimeError(f"no rows landed in {table}")
+    return LatencySample(np.concatenate(latencies), last_commit - first_record)

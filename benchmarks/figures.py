@@ -10,6 +10,7 @@ from benchmarks.polling import say
 from infra.errors import first_line
 
 __all__ = [
+    "ARMS",
     "CEILING",
     "CEILING_MODEL",
     "CONSUMER",
@@ -18,6 +19,7 @@ __all__ = [
     "PARTS",
     "READERS",
     "READ_TIME",
+    "REALTIME",
     "SERVICE_MLLIB",
     "SERVICE_MLLIB_MALFORMED",
     "SERVICE_PYFUNC",
@@ -26,6 +28,7 @@ __all__ = [
     "Figure",
     "Latency",
     "Machine",
+    "MalformedPair",
     "PartitionRead",
     "Results",
     "Startup",
@@ -47,7 +50,10 @@ DRAIN_ARMS = (
     CONSUMER,
     SERVICE_MLLIB_MALFORMED,
 )
-LATENCY_ARMS = (CEILING_MODEL, SERVICE_MLLIB, CONSUMER)
+# Spark Real-Time Mode, Kafka -> Kafka: measured under live load only (it has no Delta drain).
+REALTIME = "realtime"
+ARMS = (*DRAIN_ARMS, REALTIME)
+LATENCY_ARMS = (CEILING_MODEL, SERVICE_MLLIB, CONSUMER, REALTIME)
 READERS = ("delta-rs", "duckdb", "polars", "spark")
 # The parts of a run: the arms on a broker, and the reads of a day before and after compaction.
 STREAMING = "streaming"
@@ -230,6 +236,20 @@ class Machine:
     versions: str
 
 
+@dataclass(frozen=True)
+class MalformedPair:
+    """The service draining the clean topic, then the same events with 1% malformed."""
+
+    clean: Drain
+    malformed: Drain
+
+    @property
+    def ratio(self) -> float | None:
+        """Throughput with malformed events over throughput without."""
+        clean, malformed = self.clean.events_per_second, self.malformed.events_per_second
+        return malformed / clean if clean and malformed else None
+
+
 @dataclass
 class Results:
     """Everything one run measured."""
@@ -240,6 +260,8 @@ class Results:
     startups: list[Startup] = field(default_factory=list)
     compaction: TableCompaction | None = None
     reads: list[PartitionRead] = field(default_factory=list)
+    # The first pair is the two arms' drains above; the others are repeats, run alternately.
+    malformed_pairs: list[MalformedPair] = field(default_factory=list)
 
     def drain(self, arm: str) -> Drain | None:
         """The drain figure of ``arm``, if it was measured."""

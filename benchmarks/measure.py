@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.arms import Workbench, make_arm
-from benchmarks.deltalog import kafka_timestamps_ms, read_commits, rows_committed
-from benchmarks.figures import Drain, Latency, recording_failure
+from benchmarks.arms import Arm, Workbench, make_arm
+from benchmarks.figures import REALTIME, Drain, Latency, recording_failure
 from benchmarks.polling import say, wait_until
+from benchmarks.realtime import RealtimeArm
 from benchmarks.topics import create_topic, send_at_rate
 from streaming.settings import parse_trigger
 
@@ -40,28 +39,6 @@ def measure_drain(
     return figure
 
 
-@dataclass(frozen=True)
-class _Sample:
-    """Per row, commit time minus Kafka timestamp; and the span from first record to last commit."""
-
-    latencies_ms: np.ndarray
-    span_ms: float
-
-
-def _latency_sample(table: str) -> _Sample:
-    latencies, first_record, last_commit = [], np.inf, 0.0
-    for commit in read_commits(table):
-        for file in commit.files:
-            stamps = kafka_timestamps_ms(table, file)
-            if len(stamps):
-                latencies.append(commit.timestamp_ms - stamps)
-                first_record = min(first_record, float(stamps.min()))
-                last_commit = max(last_commit, commit.timestamp_ms)
-    if not latencies:
-        raise RuntimeError(f"no rows landed in {table}")
-    return _Sample(np.concatenate(latencies), last_commit - first_record)
-
-
 def measure_latency(
     bench: Workbench,
     arm_name: str,
@@ -72,23 +49,28 @@ def measure_latency(
 ) -> Latency:
     """Send ``rate`` events/s for ``seconds`` to a fresh topic while the arm runs continuously.
 
-    A row's latency is the time its Delta commit was made (``commitInfo.timestamp``) minus its
-    Kafka record timestamp (the producer's clock at send).
+    A row's latency is the time it became visible to readers minus its input's Kafka record
+    timestamp (the producer's clock at send): for a Delta arm the commit time
+    (``commitInfo.timestamp``), for the real-time arm the output record's Kafka timestamp.
     """
     figure = Latency(arm_name, rate)
     label = f"{arm_name}-live-{rate}"
     say(f"latency: {arm_name} at {rate} events/s for {seconds:.0f}s")
     with recording_failure(figure):
         topic = create_topic(bench.bootstrap, label)
-        arm = make_arm(arm_name, bench, topic, LIVE_TRIGGER, int(rate * seconds), label)
+        arm: Arm
+        if arm_name == REALTIME:
+            arm = RealtimeArm(bench, topic, label)
+        else:
+            arm = make_arm(arm_name, bench, topic, LIVE_TRIGGER, int(rate * seconds), label)
         with closing(arm):
             arm.start()
             arm.wait_ready()
             sent = send_at_rate(bench.bootstrap, topic, pool, rate, seconds)
             figure.sent, figure.send_seconds = sent.sent, sent.seconds
-            wait_until(lambda: rows_committed(arm.table) >= sent.sent, "drain", timeout_s)
+            wait_until(lambda: arm.landed() >= sent.sent, "drain", timeout_s)
             arm.finish(timeout_s)
-        sample = _latency_sample(str(arm.table))
+            sample = arm.latencies()
         figure.landed = len(sample.latencies_ms)
         figure.landed_seconds = sample.span_ms / 1000
         p50, p95, p99 = np.percentile(sample.latencies_ms, [50, 95, 99])

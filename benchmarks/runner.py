@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from benchmarks.arms import Workbench
 from benchmarks.figures import (
+    ARMS,
     DRAIN_ARMS,
     LATENCY_ARMS,
     PARTS,
@@ -27,6 +28,7 @@ from benchmarks.figures import (
     STARTUPS,
     STREAMING,
     Machine,
+    MalformedPair,
     Results,
     Startup,
 )
@@ -60,7 +62,7 @@ class Options:
         events: Events pre-loaded for the drains (and the large backlog).
         rates: Offered loads of the latency runs, events per second.
         latency_seconds: How long each latency run sends.
-        arms: The arms to measure (a subset of ``DRAIN_ARMS``).
+        arms: The arms to measure (a subset of ``ARMS``).
         parts: The parts to run (a subset of ``PARTS``): the arms on the broker (``streaming``),
             the reads of a day's partition before and after compaction (``readtime``).
         appends: Small appends to the day the read-time part reads.
@@ -71,12 +73,16 @@ class Options:
         startups: The backlogs the service is started on (a subset of ``STARTUPS``).
         seed: Seed of the events and models.
         keep_work: Keep the work folder (tables, logs) instead of deleting it.
+        warm_up: Drain the small backlog once with the service before the measured drains.
+        malformed_pairs: Drains of the clean and the malformed topic by the service, run
+            alternately, that the cost of malformed events is taken from (the median); the
+            first pair is the two arms' own drains.
     """
 
     events: int = 300_000  # with the rest of the defaults, about 15 minutes on 2 busy cores
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 60.0
-    arms: tuple[str, ...] = DRAIN_ARMS
+    arms: tuple[str, ...] = ARMS
     parts: tuple[str, ...] = PARTS
     appends: int = DEFAULT_APPENDS
     reads: int = READS_AFTER_FIRST
@@ -86,6 +92,8 @@ class Options:
     startups: tuple[str, ...] = STARTUPS
     seed: int = 7
     keep_work: bool = False
+    warm_up: bool = True
+    malformed_pairs: int = 3
 
     @property
     def drain_timeout_s(self) -> float:
@@ -158,17 +166,38 @@ def _preload_topics(run: _Run) -> None:
 def _measure_in_process(run: _Run, bench: Workbench) -> None:
     """Warm the session up, then the drains and the latency runs of the selected arms."""
     o = run.options
-    warm_up = measure_drain(bench, SERVICE_MLLIB, _SMALL_TOPIC, o.small_backlog, 600)
-    say(f"warm-up: {warm_up.error or 'done'}")
-    for arm in o.arms:
+    if o.warm_up:
+        warm_up = measure_drain(bench, SERVICE_MLLIB, _SMALL_TOPIC, o.small_backlog, 600)
+        say(f"warm-up: {warm_up.error or 'done'}")
+    for arm in (a for a in o.arms if a in DRAIN_ARMS):
         topic = _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
         run.results.drains.append(measure_drain(bench, arm, topic, o.events, o.drain_timeout_s))
+    _measure_malformed_pairs(run, bench)
     pool = event_pool(_LIVE_POOL, o.seed + 2_000_000)
     for rate in o.rates:
         for arm in (a for a in LATENCY_ARMS if a in o.arms):
             run.results.latencies.append(
                 measure_latency(bench, arm, rate, o.latency_seconds, pool, _LATENCY_DRAIN_TIMEOUT_S)
             )
+
+
+def _measure_malformed_pairs(run: _Run, bench: Workbench) -> None:
+    """Repeat the clean and the malformed drain alternately: one pair of drains is within the
+    noise of consecutive runs on a busy machine, the median of a few is not."""
+    o, results = run.options, run.results
+    clean, malformed = results.drain(SERVICE_MLLIB), results.drain(SERVICE_MLLIB_MALFORMED)
+    if clean is None or malformed is None:
+        return
+    results.malformed_pairs.append(MalformedPair(clean, malformed))
+    for _ in range(o.malformed_pairs - 1):
+        results.malformed_pairs.append(
+            MalformedPair(
+                measure_drain(bench, SERVICE_MLLIB, _CLEAN_TOPIC, o.events, o.drain_timeout_s),
+                measure_drain(
+                    bench, SERVICE_MLLIB_MALFORMED, _MALFORMED_TOPIC, o.events, o.drain_timeout_s
+                ),
+            )
+        )
 
 
 def _measure_read_time(run: _Run, spark: SparkSession) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
-from benchmarks.figures import DRAIN_ARMS, LATENCY_ARMS, READERS
+from benchmarks.figures import ARMS, DRAIN_ARMS, LATENCY_ARMS, READERS, SERVICE_PYFUNC
 from benchmarks.maintenance import OTHER_DAY_APPENDS
 from tests.support import free_port
 
@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 _APPENDS = 4
+_SMOKE_ARMS = tuple(a for a in ARMS if a != SERVICE_PYFUNC)
+_SMOKE_DRAINS = set(DRAIN_ARMS) & set(_SMOKE_ARMS)
 
 
 def _free_port_pair() -> int:
@@ -51,6 +53,10 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # One start is enough to keep the start-up timing from rotting: the large backlog
         # starts the same command on a bigger topic.
         "--startups", "small",
+        # The pyfunc arm is the service arm with another model URI (its serving path is tested
+        # in tests/streaming/query); a warm-up only matters for timings.
+        "--arms", ",".join(_SMOKE_ARMS), "--no-warm-up",
+        "--malformed-pairs", "1",
         "--out", str(out), "--kafka-port", str(_free_port_pair()),
     ]  # fmt: skip
     env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
@@ -63,10 +69,19 @@ def test_every_arm_has_a_throughput(smoke_run: Path) -> None:
     markdown = (smoke_run / "results.md").read_text()
     assert "failed" not in markdown, markdown
     drains = {d["arm"]: d for d in json.loads((smoke_run / "results.json").read_text())["drains"]}
-    assert set(drains) == set(DRAIN_ARMS)
-    for arm in DRAIN_ARMS:
+    assert set(drains) == _SMOKE_DRAINS
+    for arm in _SMOKE_DRAINS:
         assert f"| {arm} |" in markdown
         assert isinstance(drains[arm]["events_per_second"], float), arm
+
+
+def test_the_malformed_cost_is_taken_from_the_pair_of_drains(smoke_run: Path) -> None:
+    results = json.loads((smoke_run / "results.json").read_text())
+    drains = {d["arm"]: d for d in results["drains"]}
+    [pair] = results["malformed_pairs"]
+    for side, arm in (("clean", "service-mllib"), ("malformed", "service-mllib-malformed")):
+        assert pair[side].items() <= drains[arm].items(), side
+    assert "| median |" in (smoke_run / "results.md").read_text()
 
 
 def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:

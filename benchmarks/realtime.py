@@ -1,0 +1,165 @@
+"""The real-time arm: ``python -m streaming realtime`` (Spark Real-Time Mode, Kafka → Kafka).
+
+It runs as users run it, a process of its own with its own session, and writes to two topics
+of the run's broker. Its output is visible to readers when the output record is in Kafka, so a
+record's latency is the output record's Kafka timestamp (the sink's producer clock) minus the
+input record's (the live producer's clock); both clocks are this machine's.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from datetime import datetime
+
+import numpy as np
+from kafka import KafkaConsumer, TopicPartition
+
+from benchmarks.arms import ArmRun, Workbench
+from benchmarks.deltalog import LatencySample
+from benchmarks.memory import PeakMemory
+from benchmarks.polling import last_line, wait_until
+from benchmarks.topics import PARTITIONS, create_topic
+
+__all__ = ["RealtimeArm"]
+
+_READY_TIMEOUT_S = 300
+_STOP_TIMEOUT_S = 60
+# The shortest checkpoint interval Real-Time Mode takes; it is not a latency.
+_CHECKPOINT_INTERVAL = "5s"
+
+
+def _epoch_ms(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp() * 1000
+
+
+class _OutputReader:
+    """Reads the arm's two output topics as they fill, keeping what the figures need."""
+
+    def __init__(self, bootstrap: str, predictions: str, dead_letters: str) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        )
+        partitions = [TopicPartition(t, p) for t in (predictions, dead_letters) for p in range(2)]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_beginning(*partitions)
+        self.predictions = predictions
+        self.sources: set[tuple[int, int]] = set()
+        self.latencies_ms: list[float] = []
+        self.first_input_ms = np.inf
+        self.last_output_ms = 0.0
+
+    def read(self) -> int:
+        """Reads what arrived since the last call; returns the input records seen so far."""
+        for records in self.consumer.poll(timeout_ms=200, max_records=200_000).values():
+            for record in records:
+                if record.topic == self.predictions:
+                    self._prediction(record.value, record.timestamp)
+                else:
+                    headers = {k: v.decode() for k, v in record.headers or ()}
+                    source = (int(headers["source_partition"]), int(headers["source_offset"]))
+                    self.sources.add(source)
+        return len(self.sources)
+
+    def _prediction(self, value: bytes, output_ms: int) -> None:
+        row = json.loads(value)
+        self.sources.add((int(row["partition"]), int(row["offset"])))
+        input_ms = _epoch_ms(row["timestamp"])
+        self.latencies_ms.append(output_ms - input_ms)
+        self.first_input_ms = min(self.first_input_ms, input_ms)
+        self.last_output_ms = max(self.last_output_ms, float(output_ms))
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class RealtimeArm:
+    """``python -m streaming realtime`` on the run's broker, from the topic to two topics."""
+
+    def __init__(self, bench: Workbench, topic: str, label: str) -> None:
+        assert PARTITIONS == 2, "the reader assigns two partitions per output topic"
+        self.bench = bench
+        self.topic = topic
+        self.label = label
+        self.folder = bench.folder(label)
+        self.log = self.folder / "realtime.log"
+        self.predictions_topic = f"{label}-predictions"
+        self.dead_letter_topic = f"{label}-dead-letters"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.memory: PeakMemory | None = None
+        self.reader: _OutputReader | None = None
+        self.started_s = 0.0
+
+    def start(self) -> None:
+        create_topic(self.bench.bootstrap, self.predictions_topic)
+        create_topic(self.bench.bootstrap, self.dead_letter_topic)
+        command = [
+            self.bench.python, "-m", "streaming", "realtime",
+            "--bootstrap-servers", self.bench.bootstrap,
+            "--topic", self.topic,
+            "--predictions-topic", self.predictions_topic,
+            "--dead-letter-topic", self.dead_letter_topic,
+            "--model-uri", self.bench.models.mllib_uri,
+            "--checkpoint", str(self.folder / "checkpoint"),
+            "--checkpoint-interval", _CHECKPOINT_INTERVAL,
+            "--home", str(self.folder),
+        ]  # fmt: skip
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.bench.checkout,
+                env=dict(self.bench.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.memory = PeakMemory(self.process.pid).start()
+        self.started_s = time.time()
+        self.reader = _OutputReader(
+            self.bench.bootstrap, self.predictions_topic, self.dead_letter_topic
+        )
+
+    def _running(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the real-time query exited: {last_line(self.log)}")
+        return any((self.folder / "checkpoint" / "offsets").glob("[0-9]*"))
+
+    def wait_ready(self) -> None:
+        wait_until(self._running, f"start of {self.label}", _READY_TIMEOUT_S)
+
+    def landed(self) -> int:
+        assert self.reader is not None
+        self._running()
+        return self.reader.read()
+
+    def latencies(self) -> LatencySample:
+        reader = self.reader
+        assert reader is not None
+        if not reader.latencies_ms:
+            raise RuntimeError(f"no predictions reached {self.predictions_topic}")
+        return LatencySample(
+            np.asarray(reader.latencies_ms), reader.last_output_ms - reader.first_input_ms
+        )
+
+    def finish(self, timeout_s: float) -> ArmRun:
+        process, memory, reader = self.process, self.memory, self.reader
+        assert process is not None and memory is not None and reader is not None
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=min(timeout_s, _STOP_TIMEOUT_S))
+        except subprocess.TimeoutExpired as e:
+            raise RuntimeError(f"the real-time query did not stop: {last_line(self.log)}") from e
+        if code != 0:
+            raise RuntimeError(f"the real-time query failed ({code}): {last_line(self.log)}")
+        return ArmRun(self.started_s, reader.last_output_ms / 1000, 0, memory.stop(), None)
+
+    def close(self) -> None:
+        if self.memory is not None:
+            self.memory.stop()
+        if self.reader is not None:
+            self.reader.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
