@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -28,7 +29,10 @@ from streaming.score.provider import ModelProvider
 from streaming.sink.tables import DEAD_LETTER_HEADERS, REALTIME_PREDICTION_SCHEMA
 from streaming.source.kafka import read_kafka_topic
 from tests.streaming.conftest import (
+    FEATURES,
+    RaisingModel,
     Registry,
+    event,
     fit_pipeline,
     mixed_events,
     produce,
@@ -238,3 +242,55 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
         "invalid_utf8",
         "tombstone",
     } <= kinds
+
+
+@pytest.mark.parametrize("case", ["pyfunc model", "too few slots", "missing topic"])
+def test_what_real_time_mode_cannot_run_stops_at_start_with_one_line(
+    case: str,
+    spark: SparkSession,
+    registry: Registry,
+    tracking_store: TrackingStore,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The shared session has 2 task slots; a topic with 3 partitions needs 3.
+    source = _topic(kafka_bootstrap, "events", partitions=3 if case == "too few slots" else 1)
+    predictions = _topic(kafka_bootstrap, "predictions")
+    if case == "pyfunc model":
+        example = pd.DataFrame([event(i) for i in range(3)])[FEATURES]
+        registry.register_pyfunc(RaisingModel(), example, alias="champion")
+    argv = [
+        "realtime",
+        "--bootstrap-servers", kafka_bootstrap,
+        "--topic", source,
+        "--predictions-topic", predictions,
+        "--dead-letter-topic", "never-created" if case == "missing topic" else f"{source}-dead",
+        "--model-uri", f"models:/{registry.name}@champion",
+        "--checkpoint", str(tmp_path / "checkpoint"),
+    ]  # fmt: skip
+    if case != "missing topic":
+        create_topic(kafka_bootstrap, f"{source}-dead", 1)
+    capsys.readouterr()  # what registering the model printed
+
+    assert main(argv, {"MLFLOW_TRACKING_URI": tracking_store.tracking_uri}) == 2
+
+    expected = {
+        "pyfunc model": (
+            f"error: real-time mode scores MLlib models only; models:/{registry.name}@champion "
+            "is a pyfunc model (flavors python_function): use `python -m streaming run` "
+            "(micro-batch, exactly once into Delta) to serve it"
+        ),
+        "too few slots": (
+            f"error: real-time mode runs one long-running task per partition: topic {source} "
+            "has 3 partitions but Spark has 2 task slots; give it 4 cores or more (e.g. "
+            "--master local[4]; one more than the partitions lets a new model version be "
+            "checked while the query runs)"
+        ),
+        "missing topic": (
+            f"error: topic never-created does not exist on {kafka_bootstrap}: create it first "
+            "(realtime creates no topics)"
+        ),
+    }
+    assert capsys.readouterr().err.strip().splitlines() == [expected[case]]
+    assert not [q for q in spark.streams.active if q.name == "realtime"]
