@@ -36,6 +36,7 @@ __all__ = [
     "Trigger",
     "VerifySettings",
     "check_starting_offsets",
+    "interval_seconds",
     "is_secret_option",
     "parse_since",
     "parse_trigger",
@@ -420,15 +421,31 @@ def _topic_name(value: str) -> str:
     return value
 
 
+# Spark's spark.sql.streaming.realTimeMode.minBatchDuration (5000 ms by default).
+_MIN_CHECKPOINT_INTERVAL_S = 5.0
+_SECONDS_PER = {"milliseconds": 0.001, "seconds": 1.0, "minutes": 60.0}
+
+
+def interval_seconds(interval: str) -> float:
+    """Seconds in Spark's ``5 seconds`` / ``500 milliseconds`` / ``1 minutes`` form."""
+    amount, unit = interval.split()
+    return float(amount) * _SECONDS_PER[unit]
+
+
 def parse_checkpoint_interval(text: str) -> str:
     """Parse ``5s``, ``30s``, ``1m`` into Spark's ``5 seconds`` form.
 
     Raises:
-        ValueError: the text is not an interval.
+        ValueError: the text is not an interval, or is below Real-Time Mode's 5 seconds.
     """
     trigger = parse_trigger(text)
     if trigger.interval is None:
         raise ValueError("is not an interval: use e.g. 5s, 30s, 1m")
+    if interval_seconds(trigger.interval) < _MIN_CHECKPOINT_INTERVAL_S:
+        raise ValueError(
+            "is below Real-Time Mode's minimum of 5s (it is how often progress is "
+            "checkpointed, not a latency: records are scored as they arrive)"
+        )
     return trigger.interval
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,7 @@ from streaming.parse.events import EventJudge
 from streaming.query.processor import JudgeCache
 from streaming.score.model import LoadedModel
 from streaming.score.provider import ModelProvider
-from streaming.settings import RealTimeSettings
+from streaming.settings import RealTimeSettings, interval_seconds
 from streaming.sink.topics import (
     KAFKA_HEADERS_TYPE,
     TOPIC_RECORD_COLUMNS,
@@ -55,7 +56,6 @@ __all__ = ["RealTimeService", "realtime_records", "require_mllib", "wall_clock"]
 log = logging.getLogger(__name__)
 
 _RUN_HINT = "use `python -m streaming run` (micro-batch, exactly once into Delta) to serve it"
-_UNITS = {"milliseconds": 0.001, "seconds": 1.0, "minutes": 60.0}
 
 
 def wall_clock() -> Column:
@@ -152,11 +152,6 @@ def _check_flavor(uri: str) -> None:
             f"real-time mode scores MLlib models only; {uri} is a pyfunc model "
             f"(flavors {names}): {_RUN_HINT}"
         )
-
-
-def _seconds(interval: str) -> float:
-    amount, unit = interval.split()
-    return float(amount) * _UNITS[unit]
 
 
 class _CheckpointListener(BatchLogListener):
@@ -325,9 +320,15 @@ class RealTimeService:
         records written twice are only those read since then.
         """
         assert self.query is not None and self.listener is not None
-        self.listener.boundary.clear()
-        if not self.listener.boundary.wait(_seconds(self.settings.checkpoint_interval) + 10):
-            log.warning("no batch boundary seen; stopping the query mid-batch for the swap")
+        boundary = self.listener.boundary
+        boundary.clear()
+        deadline = time.monotonic() + interval_seconds(self.settings.checkpoint_interval) + 10
+        while not boundary.wait(0.2):
+            if self._stop_requested.is_set():
+                return  # the stop comes first; the next start serves the new version
+            if time.monotonic() > deadline:
+                log.warning("no batch boundary seen; stopping the query mid-batch for the swap")
+                break
         self.query.stop()
         # ``for_batch`` swaps in the version made ready; the id names the boundary in the log.
         model = self.models.for_batch(self.listener.newest_batch + 1)
