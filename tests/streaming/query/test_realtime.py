@@ -38,7 +38,7 @@ from tests.streaming.conftest import (
     produce,
     training_frame,
 )
-from tests.support import create_topic, wait_until
+from tests.support import create_topic, free_port, wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -244,7 +244,9 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     } <= kinds
 
 
-@pytest.mark.parametrize("case", ["pyfunc model", "too few slots", "missing topic"])
+@pytest.mark.parametrize(
+    "case", ["pyfunc model", "unknown model", "too few slots", "missing topic", "no broker"]
+)
 def test_what_real_time_mode_cannot_run_stops_at_start_with_one_line(
     case: str,
     spark: SparkSession,
@@ -260,13 +262,15 @@ def test_what_real_time_mode_cannot_run_stops_at_start_with_one_line(
     if case == "pyfunc model":
         example = pd.DataFrame([event(i) for i in range(3)])[FEATURES]
         registry.register_pyfunc(RaisingModel(), example, alias="champion")
+    model = "never-registered" if case == "unknown model" else registry.name
+    broker = f"127.0.0.1:{free_port()}" if case == "no broker" else kafka_bootstrap
     argv = [
         "realtime",
-        "--bootstrap-servers", kafka_bootstrap,
+        "--bootstrap-servers", broker,
         "--topic", source,
         "--predictions-topic", predictions,
         "--dead-letter-topic", "never-created" if case == "missing topic" else f"{source}-dead",
-        "--model-uri", f"models:/{registry.name}@champion",
+        "--model-uri", f"models:/{model}@champion",
         "--checkpoint", str(tmp_path / "checkpoint"),
     ]  # fmt: skip
     if case != "missing topic":
@@ -292,5 +296,14 @@ def test_what_real_time_mode_cannot_run_stops_at_start_with_one_line(
             "(realtime creates no topics)"
         ),
     }
-    assert capsys.readouterr().err.strip().splitlines() == [expected[case]]
+    lines = capsys.readouterr().err.strip().splitlines()
+    if case == "unknown model":
+        # The registry's own words follow (whatever MLflow calls it).
+        assert len(lines) == 1
+        assert lines[0].startswith("error: cannot serve models:/never-registered@champion: ")
+    elif case == "no broker":
+        assert len(lines) == 1
+        assert lines[0].startswith(f"error: no Kafka broker reachable at {broker} (")
+    else:
+        assert lines == [expected[case]]
     assert not [q for q in spark.streams.active if q.name == "realtime"]
