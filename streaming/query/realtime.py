@@ -35,6 +35,7 @@ from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.progress import BatchLogListener
 from streaming.parse.events import EventJudge
 from streaming.query.processor import JudgeCache
+from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.score.provider import ModelProvider
 from streaming.settings import RealTimeSettings, interval_seconds
@@ -51,7 +52,13 @@ from streaming.source.kafka import (
     read_kafka_stream,
 )
 
-__all__ = ["RealTimeService", "realtime_records", "require_mllib", "wall_clock"]
+__all__ = [
+    "RealTimeService",
+    "admit_mllib",
+    "realtime_records",
+    "require_mllib",
+    "wall_clock",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,25 +138,24 @@ def require_mllib(model: LoadedModel) -> None:
         )
 
 
-def _check_flavor(uri: str) -> None:
-    """Refuse a non-MLlib model from its ``MLmodel`` file alone, before anything is loaded.
+def admit_mllib(identity: ModelIdentity) -> None:
+    """Refuse a model that is not MLlib from its ``MLmodel`` file alone, before it is loaded.
 
     Raises:
-        ConfigurationError: the model is unknown, or it is not an MLlib model.
+        ModelLoadError: the model's metadata cannot be read.
+        ConfigurationError: it is not an MLlib model (at start: the one line the user sees;
+            for a new version of the alias: the reason it is rejected).
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     try:
-        flavors = mlflow.models.get_model_info(uri).flavors
-    except (MlflowException, OSError) as e:
-        raise ConfigurationError(
-            f"cannot serve {uri}: {first_line(e)} (registry {mlflow.get_registry_uri()})"
-        ) from e
+        flavors = mlflow.models.get_model_info(identity.uri).flavors
+    except Exception as e:
+        raise ModelLoadError(f"cannot read {identity.uri}: {first_line(e)}") from e
     if "spark" not in flavors:
         names = ", ".join(sorted(flavors))
         raise ConfigurationError(
-            f"real-time mode scores MLlib models only; {uri} is a pyfunc model "
+            f"real-time mode scores MLlib models only; {identity} is a pyfunc model "
             f"(flavors {names}): {_RUN_HINT}"
         )
 
@@ -194,6 +200,7 @@ class RealTimeService:
             s.model_poll_seconds,
             self.metrics,
             prepare=self._prepare,
+            admit=admit_mllib,
         )
         self.query: StreamingQuery | None = None
         self.listener: _CheckpointListener | None = None
@@ -232,7 +239,6 @@ class RealTimeService:
         """
         s = self.settings
         self.check_slots(partitions)
-        _check_flavor(s.model_uri)
         check_kafka_access(self.spark, self._source_options())
         model = self.models.start()
         self.listener = _CheckpointListener(s.query_name, self.metrics)

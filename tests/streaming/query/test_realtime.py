@@ -94,6 +94,10 @@ def _offsets_done(
     return set(range(count)) <= scored | rejected
 
 
+def _refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "which was rejected" in r.getMessage()]
+
+
 def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     spark: SparkSession,
     registry: Registry,
@@ -101,6 +105,7 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     tracking_store: TrackingStore,
     kafka_bootstrap: str,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     source = _topic(kafka_bootstrap, "events")
     predictions, dead = _topic(kafka_bootstrap, "predictions"), _topic(kafka_bootstrap, "dead")
@@ -119,6 +124,7 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     ]  # fmt: skip
     produced = [len(first)]
     final: list[int] = []
+    refused: list[str] = []
     failures: list[BaseException] = []
     running = threading.Event()
 
@@ -135,6 +141,10 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
                 lambda: _offsets_done(spark, kafka_bootstrap, predictions, dead, produced[0]),
                 "the first events in the output topics",
             )
+            # A version real-time mode cannot serve is refused; the current one keeps serving.
+            example = pd.DataFrame([event(i) for i in range(3)])[FEATURES]
+            refused.append(registry.register_pyfunc(RaisingModel(), example, alias="champion"))
+            until(lambda: _refusals(caplog), "the pyfunc version refused")
             registry.register_spark(
                 fit_pipeline(training_frame(spark, slope=80.0)), training_frame(spark)
             )
@@ -183,8 +193,10 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     scored = _predictions(spark, kafka_bootstrap, predictions)
     letters = _dead_letters(spark, kafka_bootstrap, dead)
     versions = {p["model_version"] for p in scored}
-    assert len(versions) == 2 and v1 in versions
+    assert len(versions) == 2 and v1 in versions and refused[0] not in versions
     v2 = max(versions)
+    assert [f"MLlib models only; {registry.name} v{refused[0]} is a pyfunc" in m
+            for m in _refusals(caplog)] == [True]  # fmt: skip
 
     # Every input offset is in one of the two topics, at least once, and never in both.
     scored_offsets = {p["offset"] for p in scored}
@@ -281,8 +293,8 @@ def test_what_real_time_mode_cannot_run_stops_at_start_with_one_line(
 
     expected = {
         "pyfunc model": (
-            f"error: real-time mode scores MLlib models only; models:/{registry.name}@champion "
-            "is a pyfunc model (flavors python_function): use `python -m streaming run` "
+            f"error: real-time mode scores MLlib models only; {registry.name} v1 is a pyfunc "
+            "model (flavors python_function): use `python -m streaming run` "
             "(micro-batch, exactly once into Delta) to serve it"
         ),
         "too few slots": (
