@@ -1,4 +1,4 @@
-"""Command line: ``python -m streaming run|batch|status|tail|report|compact|vacuum|produce|verify``.
+"""Command line: ``python -m streaming COMMAND`` (run, realtime, batch, status, tail, ...).
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -31,6 +31,7 @@ from streaming.settings import (
     CompactSettings,
     KafkaClientSettings,
     ProduceSettings,
+    RealTimeSettings,
     ReportSettings,
     ServiceSettings,
     StatusSettings,
@@ -49,6 +50,12 @@ _KAFKA_ENV_PREFIX = "STREAMING_KAFKA_"
 # name -> (settings class, what it does, the function that does it)
 COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]] = {
     "run": (ServiceSettings, "run the streaming inference query", commands.run),
+    "realtime": (
+        RealTimeSettings,
+        "score the events topic into a predictions topic in Spark's Real-Time Mode "
+        "(milliseconds, at-least-once; MLlib models only)",
+        commands.realtime,
+    ),
     "batch": (BatchSettings, "score a Delta/Parquet/CSV table into a Delta table", commands.batch),
     "status": (
         StatusSettings,

@@ -15,6 +15,7 @@ from streaming.settings import (
     BatchSettings,
     CompactSettings,
     ProduceSettings,
+    RealTimeSettings,
     ReportSettings,
     ServiceSettings,
     SparkCommand,
@@ -37,6 +38,7 @@ __all__ = [
     "batch",
     "compact",
     "produce",
+    "realtime",
     "report",
     "run",
     "status",
@@ -118,6 +120,59 @@ def _serve(spark: SparkSession, settings: ServiceSettings, client: MlflowClient)
                 else f"restart to resume from {settings.checkpoint_dir}"
             )
             print(f"error: query {settings.query_name} failed: {cause} ({hint})", file=sys.stderr)
+            return 1
+    return 0
+
+
+def realtime(settings: RealTimeSettings) -> int:
+    """Score the events topic into the predictions and dead-letter topics in Spark's Real-Time
+    Mode until SIGTERM/SIGINT, following the model alias by restarts from the checkpoint.
+
+    Returns:
+        0 after a clean stop; 1 when the query failed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from streaming.source.client import partition_counts
+
+    check_broker_reachable(settings.bootstrap_servers)
+    topics = (settings.topic, settings.predictions_topic, settings.dead_letter_topic)
+    counts = partition_counts(settings.bootstrap_servers, settings.kafka_client_options, topics)
+    missing = [t for t in topics if counts.get(t) is None]
+    if missing:
+        raise ConfigurationError(
+            f"topic {', '.join(missing)} does not exist on {settings.bootstrap_servers}: create "
+            "it first (realtime creates no topics)"
+        )
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="registry") as pool:
+        client_ready = pool.submit(_registry_client, settings)
+        with _session(settings, f"streaming-realtime:{settings.query_name}") as spark:
+            return _serve_realtime(
+                spark, settings, client_ready.result(), counts[settings.topic] or 0
+            )
+
+
+def _serve_realtime(
+    spark: SparkSession, settings: RealTimeSettings, client: MlflowClient, partitions: int
+) -> int:
+    from pyspark.errors import StreamingQueryException
+
+    from streaming.ops.metrics import ServiceMetrics
+    from streaming.query.realtime import RealTimeService
+    from streaming.query.service import stop_on_signals
+
+    service = RealTimeService(spark, settings, client, ServiceMetrics())
+    with stop_on_signals(service):
+        service.start(partitions)
+        try:
+            service.run_until_stopped()
+        except StreamingQueryException as e:
+            print(
+                f"error: query {settings.query_name} failed: {first_line(e)} (restart to "
+                f"resume from {settings.checkpoint_dir}; records since its last checkpoint "
+                "are written again)",
+                file=sys.stderr,
+            )
             return 1
     return 0
 

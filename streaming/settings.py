@@ -27,6 +27,7 @@ __all__ = [
     "KafkaClientSettings",
     "ParseCommand",
     "ProduceSettings",
+    "RealTimeSettings",
     "ReportSettings",
     "ServiceSettings",
     "SparkCommand",
@@ -35,6 +36,7 @@ __all__ = [
     "Trigger",
     "VerifySettings",
     "check_starting_offsets",
+    "interval_seconds",
     "is_secret_option",
     "parse_since",
     "parse_trigger",
@@ -411,6 +413,108 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     def app_id(self) -> str:
         """Delta ``txnAppId`` of this query's writes, stable across restarts of one query."""
         return f"streaming-inference:{self.query_name}"
+
+
+def _topic_name(value: str) -> str:
+    if not _TOPIC_NAME.match(value):
+        raise ValueError("is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)")
+    return value
+
+
+# Spark's spark.sql.streaming.realTimeMode.minBatchDuration (5000 ms by default).
+_MIN_CHECKPOINT_INTERVAL_S = 5.0
+_SECONDS_PER = {"milliseconds": 0.001, "seconds": 1.0, "minutes": 60.0}
+
+
+def interval_seconds(interval: str) -> float:
+    """Seconds in Spark's ``5 seconds`` / ``500 milliseconds`` / ``1 minutes`` form."""
+    amount, unit = interval.split()
+    return float(amount) * _SECONDS_PER[unit]
+
+
+def parse_checkpoint_interval(text: str) -> str:
+    """Parse ``5s``, ``30s``, ``1m`` into Spark's ``5 seconds`` form.
+
+    Raises:
+        ValueError: the text is not an interval, or is below Real-Time Mode's 5 seconds.
+    """
+    trigger = parse_trigger(text)
+    if trigger.interval is None:
+        raise ValueError("is not an interval: use e.g. 5s, 30s, 1m")
+    if interval_seconds(trigger.interval) < _MIN_CHECKPOINT_INTERVAL_S:
+        raise ValueError(
+            "is below Real-Time Mode's minimum of 5s (it is how often progress is "
+            "checkpointed, not a latency: records are scored as they arrive)"
+        )
+    return trigger.interval
+
+
+class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
+    """``realtime``: score events in Spark's Real-Time Mode, Kafka topic to Kafka topics."""
+
+    model_uri: str = Field(
+        description="models:/NAME@ALIAS (followed: a new version restarts the query from its "
+        "checkpoint), models:/NAME/VERSION, or any MLflow URI of an MLlib model"
+    )
+    topic: str = Field(description="topic of the events")
+    predictions_topic: str = Field(description="topic the predictions are written to (JSON)")
+    dead_letter_topic: str = Field(
+        description="topic the records that fail the parse are written to, unchanged, with "
+        "error_kind, error_detail and their source coordinates as headers"
+    )
+    checkpoint: str | None = Field(
+        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
+    )
+    query_name: str = Field("realtime", description="query name")
+    checkpoint_interval: str = Field(
+        "5 seconds",
+        description="how often the query records its progress in the checkpoint (5s, 30s, "
+        "1m; Spark's minimum is 5s); not a latency: records are scored as they arrive",
+    )
+    starting_offsets: str = Field(
+        "earliest", description="where a new checkpoint starts: earliest, latest, or Spark's JSON"
+    )
+    on_data_loss: Literal["fail", "skip"] = Field(
+        "fail",
+        description="records deleted by retention before they were read: fail (stop the "
+        "query, exit 1) or skip them",
+    )
+    model_poll_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how often the model alias is looked up, in seconds; a new version is "
+        "loaded and checked beside the query, which then restarts with it",
+    )
+
+    @field_validator("topic", "predictions_topic", "dead_letter_topic")
+    @classmethod
+    def _topic_names(cls, value: str) -> str:
+        return _topic_name(value)
+
+    @field_validator("checkpoint_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        return parse_checkpoint_interval(value)
+
+    @field_validator("query_name")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.match(value):
+            raise ValueError("may hold only letters, digits, '.', '_', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RealTimeSettings:
+        check_starting_offsets(self.starting_offsets, (self.topic,))
+        named = [self.topic, self.predictions_topic, self.dead_letter_topic]
+        if len(set(named)) < len(named):
+            raise ValueError("--topic, --predictions-topic and --dead-letter-topic must differ")
+        return self
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
+        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
 
 
 class BatchSettings(SparkCommand):

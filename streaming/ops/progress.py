@@ -80,6 +80,11 @@ class BatchLogListener(StreamingQueryListener):
         self._query_id: str | None = None
         self._lock = threading.Lock()
 
+    @property
+    def newest_batch(self) -> int:
+        """The newest batch id reported (-1 before the first)."""
+        return self._newest_batch
+
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802  (Spark's API)
         pass
 

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import FrameType
+from typing import Protocol
 
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
@@ -38,7 +39,7 @@ from streaming.sink.tables import (
 from streaming.source.client import check_broker_reachable
 from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
-__all__ = ["InferenceService"]
+__all__ = ["InferenceService", "Stoppable", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +292,16 @@ def _drop_redelivered(records: DataFrame, watermark: str) -> DataFrame:
     )
 
 
+class Stoppable(Protocol):
+    """A service that can be asked to stop (``InferenceService``, ``RealTimeService``)."""
+
+    def request_stop(self) -> None: ...
+
+
 @contextmanager
-def stop_on_signals(service: InferenceService) -> Iterator[None]:
-    """Install SIGTERM/SIGINT handlers that ask ``service`` to stop after its batch in flight."""
+def stop_on_signals(service: Stoppable) -> Iterator[None]:
+    """Install SIGTERM/SIGINT handlers that ask ``service`` to stop (after its batch in
+    flight, for the micro-batch service)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("received signal %d", signum)

@@ -11,7 +11,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,17 @@ Scorer = Callable[[DataFrame], DataFrame]
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready to score: who it is, what events it needs, how it scores, and the profile
-    of its training data (``None`` when it was logged without one)."""
+    """A model ready to score: who it is, what events it needs, how it scores, the profile
+    of its training data (``None`` when it was logged without one), and the feature values of
+    the row its smoke prediction scored (in ``schema.names`` order; a row it is known to score).
+    """
 
     identity: ModelIdentity
     schema: EventSchema
     scorer: Scorer
     flavor: str
     profile: DataProfile | None = None
+    example: tuple[Any, ...] = ()
 
     def score(self, events: DataFrame) -> DataFrame:
         """``events`` with a ``prediction`` column (double) added; other columns unchanged."""
@@ -93,8 +96,9 @@ def _pyfunc_scorer(spark: SparkSession, local_dir: str, names: list[str]) -> Sco
 
 def _smoke_rows(
     spark: SparkSession, model: Model, local_dir: str, schema: EventSchema
-) -> DataFrame:
-    """The model's logged input example, or one row of nulls when it has none."""
+) -> tuple[list[list[Any]], DataFrame]:
+    """The model's logged input example, or one row of nulls when it has none, as values
+    (typed for the schema) and as a DataFrame."""
     example = None
     try:
         example = model.load_input_example(local_dir)
@@ -111,7 +115,7 @@ def _smoke_rows(
         ]
         for row in rows
     ]
-    return spark.createDataFrame(typed, schema.features)
+    return typed, spark.createDataFrame(typed, schema.features)
 
 
 def _is_missing(value: Any) -> bool:
@@ -175,8 +179,9 @@ def load_model(spark: SparkSession, uri: str, identity: ModelIdentity) -> Loaded
             identity=identity, schema=schema, scorer=scorer, flavor=flavor, profile=profile
         )
         try:
-            smoke = _smoke_rows(spark, model, local_dir, schema)
+            rows, smoke = _smoke_rows(spark, model, local_dir, schema)
             predictions = [r.prediction for r in loaded.score(smoke).collect()]
+            loaded = replace(loaded, example=tuple(rows[0]))
         except Exception as e:
             raise ModelLoadError(f"model {uri} failed its smoke prediction: {first_line(e)}") from e
     finally:

@@ -65,6 +65,8 @@ class ModelProvider:
         clock: Monotonic seconds; injectable for tests.
         prepare: Called with every version loaded, in the thread that loaded it (the service
             builds the version's record judge there, off the batch path).
+        admit: Called with every version before it is loaded; raises to refuse it (the
+            real-time query refuses a model that is not MLlib from its metadata alone).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class ModelProvider:
         metrics: ServiceMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         prepare: Callable[[LoadedModel], object] | None = None,
+        admit: Callable[[ModelIdentity], object] | None = None,
     ) -> None:
         self.spark = spark
         self.reference = ModelReference.parse(model_uri)
@@ -84,6 +87,7 @@ class ModelProvider:
         self.metrics = metrics or ServiceMetrics()
         self.clock = clock
         self.prepare = prepare
+        self.admit = admit
         self._current: LoadedModel | None = None
         self._ready: LoadedModel | None = None  # checked in the background, not yet serving
         self._last_poll = 0.0
@@ -236,6 +240,8 @@ class ModelProvider:
         )
 
     def _load(self, identity: ModelIdentity) -> LoadedModel:
+        if self.admit is not None:
+            self.admit(identity)
         loaded = load_model(self.spark, identity.uri, identity)
         if self.prepare is not None:
             self.prepare(loaded)

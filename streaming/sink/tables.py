@@ -21,6 +21,7 @@ from pyspark.sql.types import (
 from streaming.score.identity import ModelIdentity
 
 __all__ = [
+    "DEAD_LETTER_HEADERS",
     "PREDICTIONS_ADDED_LATER",
     "PREDICTIONS_PARTITION",
     "PREDICTIONS_PROPERTIES",
@@ -28,6 +29,7 @@ __all__ = [
     "QUARANTINE_PARTITION",
     "QUARANTINE_PROPERTIES",
     "QUARANTINE_SCHEMA",
+    "REALTIME_PREDICTION_SCHEMA",
     "REJECTED_SCHEMA",
     "predictions_rows",
     "quarantine_rows",
@@ -58,6 +60,21 @@ PREDICTIONS_SCHEMA = StructType(
     ]
 )
 PREDICTIONS_PARTITION = ("event_date",)
+# The JSON value of a predictions-topic record (``python -m streaming realtime``): a predictions
+# row without what only a micro-batch has, so that the topic can be landed into the table.
+REALTIME_PREDICTION_SCHEMA = StructType(
+    [f for f in PREDICTIONS_SCHEMA.fields if f.name not in {"batch_id", "event_date"}]
+)
+# The Kafka headers (UTF-8 strings) of a dead-letter record, in the order they are written; the
+# record's key and value are the source record's, unchanged.
+DEAD_LETTER_HEADERS = (
+    "error_kind",
+    "error_detail",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "source_timestamp",
+)
 # Columns that tables created before they existed get added at start.
 PREDICTIONS_ADDED_LATER = ("key_bytes", "profile_flags")
 

@@ -41,6 +41,7 @@ __all__ = [
     "event_producer",
     "kafka_python_config",
     "offsets_since",
+    "partition_counts",
     "prepare_topic",
 ]
 
@@ -234,6 +235,39 @@ def prepare_topic(
         except KafkaError as e:
             raise _no_answer(bootstrap_servers, e) from None
     return True
+
+
+def partition_counts(
+    bootstrap_servers: str, client_options: Mapping[str, str], topics: Sequence[str]
+) -> dict[str, int | None]:
+    """How many partitions each topic has (``None``: the topic does not exist).
+
+    The broker is asked without auto-creation, so asking never creates a topic.
+
+    Raises:
+        ConfigurationError: the broker did not answer, or refused to describe a topic.
+    """
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError, for_code
+
+    admin = _connect(KafkaAdminClient, bootstrap_servers, client_options, request_timeout_ms=15000)
+    counts: dict[str, int | None] = {}
+    with closing(admin):
+        try:
+            for described in admin.describe_topics(list(topics)):
+                code, name = described["error_code"], described["name"]
+                if code == _UNKNOWN_TOPIC:
+                    counts[name] = None
+                elif code != 0:
+                    raise ConfigurationError(
+                        f"Kafka at {bootstrap_servers} refused to describe topic {name}: "
+                        f"{for_code(code).__name__}"
+                    )
+                else:
+                    counts[name] = len(described["partitions"])
+        except KafkaError as e:
+            raise _no_answer(bootstrap_servers, e) from None
+    return counts
 
 
 def end_offsets(

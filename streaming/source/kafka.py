@@ -15,6 +15,7 @@ from streaming.source.client import CONNECTION_HINT
 __all__ = [
     "KAFKA_COLUMNS",
     "check_kafka_access",
+    "kafka_sink_options",
     "kafka_source_options",
     "read_kafka_stream",
     "read_kafka_topic",
@@ -54,6 +55,18 @@ def kafka_source_options(
         options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
     for key, value in (extra or {}).items():
         options[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return options
+
+
+def kafka_sink_options(
+    bootstrap_servers: str, extra: Mapping[str, str | SecretStr] | None = None
+) -> dict[str, str]:
+    """Options for ``writeStream.format("kafka")``: the servers and the ``kafka.*`` client
+    options (credentials included, unwrapped only here); each record names its own topic."""
+    options = {"kafka.bootstrap.servers": bootstrap_servers}
+    for key, value in (extra or {}).items():
+        if key.startswith("kafka."):
+            options[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
     return options
 
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from streaming.cli import build_parser, build_settings, main
-from streaming.settings import ServiceSettings, Trigger
+from streaming.settings import RealTimeSettings, ServiceSettings, Trigger
 from tests.support import free_port
 
 REQUIRED = [
@@ -250,3 +250,54 @@ def test_produce_of_an_unreadable_input_fails_before_the_broker_is_asked(
     assert main([*argv, "--input", str(path)], {}) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: " + message.format(path=path)), lines
+
+
+REALTIME = [
+    "realtime",
+    "--bootstrap-servers", "127.0.0.1:9092",
+    "--topic", "listings",
+    "--predictions-topic", "listing-prices",
+    "--dead-letter-topic", "listings-dead",
+    "--model-uri", "models:/listing-price@champion",
+]  # fmt: skip
+
+
+def test_realtime_options_read_from_the_environment_and_pass_credentials_through() -> None:
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required password="hunter2";'
+    env = {
+        "STREAMING_BOOTSTRAP_SERVERS": "b:9092",
+        "STREAMING_TOPIC": "events",
+        "STREAMING_PREDICTIONS_TOPIC": "predictions",
+        "STREAMING_DEAD_LETTER_TOPIC": "dead",
+        "STREAMING_MODEL_URI": "models:/m@champion",
+        "STREAMING_CHECKPOINT_INTERVAL": "30s",
+        "STREAMING_MODEL_POLL_SECONDS": "5",
+        "STREAMING_KAFKA_SASL_JAAS_CONFIG": jaas,
+    }
+    s = build_settings(build_parser().parse_args(["realtime"]), env)
+
+    assert isinstance(s, RealTimeSettings)
+    assert (s.topic, s.predictions_topic, s.dead_letter_topic) == ("events", "predictions", "dead")
+    assert (s.checkpoint_interval, s.model_poll_seconds) == ("30 seconds", 5.0)
+    assert s.checkpoint_dir.endswith("checkpoints/realtime")
+    secret = s.kafka_options["kafka.sasl.jaas.config"]
+    assert isinstance(secret, SecretStr) and secret.get_secret_value() == jaas
+    assert "hunter2" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--checkpoint-interval", "available-now"], "--checkpoint-interval 'available-now'"),
+        (["--checkpoint-interval", "500ms"], "is below Real-Time Mode's minimum of 5s"),
+        (["--dead-letter-topic", "listings"], "--dead-letter-topic must differ"),
+        (["--predictions-topic", "bad topic"], "is not a Kafka topic name"),
+        (["--model-poll-seconds", "0"], "--model-poll-seconds '0' is not a valid value"),
+    ],
+)
+def test_bad_realtime_options_stop_with_one_line_before_spark_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*REALTIME, *argv], {}) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
