@@ -1,4 +1,5 @@
-"""Command line: ``python -m streaming run|batch|status|tail|report|compact|vacuum|produce|verify``.
+"""Command line: ``python -m streaming COMMAND`` (run, land, batch, status, tail, report, compact,
+vacuum, produce, verify).
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -30,6 +31,7 @@ from streaming.settings import (
     BatchSettings,
     CompactSettings,
     KafkaClientSettings,
+    LandSettings,
     ProduceSettings,
     ReportSettings,
     ServiceSettings,
@@ -49,6 +51,12 @@ _KAFKA_ENV_PREFIX = "STREAMING_KAFKA_"
 # name -> (settings class, what it does, the function that does it)
 COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]] = {
     "run": (ServiceSettings, "run the streaming inference query", commands.run),
+    "land": (
+        LandSettings,
+        "land the real-time query's predictions and dead-letter topics into the Delta tables, "
+        "every source offset once",
+        commands.land,
+    ),
     "batch": (BatchSettings, "score a Delta/Parquet/CSV table into a Delta table", commands.batch),
     "status": (
         StatusSettings,

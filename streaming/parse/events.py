@@ -64,6 +64,9 @@ class ErrorKind:
     NON_FINITE = "non_finite"
     OUT_OF_RANGE = "out_of_range"
     UNSEEN_CATEGORY = "unseen_category"
+    # Set by ``land`` on a record of the real-time query's output topics it cannot read back.
+    MALFORMED_PREDICTION = "malformed_prediction"
+    MALFORMED_DEAD_LETTER = "malformed_dead_letter"
 
 
 class Policy:
