@@ -15,7 +15,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("infra", "streaming", "models", "demo", "benchmarks")
 # Pure DataFrame steps: nothing here may talk to Kafka, Delta or MLflow.
-PURE_MODULES = ("streaming.parse.events", "streaming.sink.tables", "streaming.score.identity")
+PURE_MODULES = (
+    "streaming.parse.events",
+    "streaming.sink.realtime_topics",
+    "streaming.sink.tables",
+    "streaming.score.identity",
+)
 IO_LIBRARIES = ("mlflow", "kafka", "delta", "deltalake", "py4j")
 
 

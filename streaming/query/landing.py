@@ -33,14 +33,14 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from infra.logs import FIELDS
-from streaming.parse.landing import (
+from streaming.settings import LandSettings
+from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.realtime_topics import (
     first_per_source,
     parse_dead_letters,
     parse_prediction_records,
     without_sources,
 )
-from streaming.settings import LandSettings
-from streaming.sink.delta import BatchRecord, DeltaSink
 from streaming.sink.tables import (
     PREDICTIONS_ADDED_LATER,
     PREDICTIONS_PARTITION,

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, BinaryType, StringType, StructField, StructType
 
 from streaming.parse.events import ErrorKind
-from streaming.parse.landing import (
+from streaming.sink.realtime_topics import (
     first_per_source,
     parse_dead_letters,
     parse_prediction_records,
@@ -139,7 +139,7 @@ def test_dead_letters_carry_their_source_coordinates_from_the_headers(
     records = spark.createDataFrame(
         [
             (b"k1", b"{not", "dead", 0, 0, AT, good),
-            (None, None, "dead", 0, 1, AT, headers(**{**dict(_text(good)), "error_kind": "tombstone"})),
+            (None, None, "dead", 0, 1, AT, [("error_kind", b"tombstone"), *good[1:]]),
             (b"k3", b"x", "dead", 0, 2, AT, headers(error_kind="oversized", source_topic="events",
                                                      source_partition="p1", source_offset="9")),
             (b"k4", b"y", "dead", 0, 3, AT, None),
@@ -162,10 +162,6 @@ def test_dead_letters_carry_their_source_coordinates_from_the_headers(
          "error_kind": "malformed_json", "error_detail": "value is not JSON: '{not'"},
     ]  # fmt: skip
     assert set(DEAD_LETTER_HEADERS) == {name for name, _ in good}
-
-
-def _text(pairs: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
-    return [(k, v.decode()) for k, v in pairs]
 
 
 def test_a_source_record_emitted_twice_is_kept_once_as_first_scored(spark: SparkSession) -> None:
