@@ -55,7 +55,7 @@ from streaming.sink.tables import (
 from streaming.source.client import check_broker_reachable, prepare_topic
 from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
-__all__ = ["LandingOutcome", "LandingProcessor", "LandingQuery", "source_ranges"]
+__all__ = ["BatchExtent", "LandingOutcome", "LandingProcessor", "LandingQuery", "batch_extent"]
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,46 @@ class LandingOutcome:
     duration_s: float
 
 
-def source_ranges(rows: DataFrame) -> list[tuple[str, int, int, int]]:
-    """The (topic, partition, smallest offset, largest offset) of each source partition in
-    ``rows`` (one small aggregation, collected)."""
+Ranges = list[tuple[str, int, int, int]]
+
+
+@dataclass(frozen=True)
+class BatchExtent:
+    """Where a batch's rows can meet rows already landed: per table, the (topic, partition,
+    smallest offset, largest offset) of each source partition, and the predictions' days."""
+
+    predictions: Ranges
+    rejected: Ranges
+    days: list[date]
+
+
+def batch_extent(predictions: DataFrame, rejected: DataFrame) -> BatchExtent:
+    """The extent of a batch's predictions and rejected rows (one small aggregation)."""
+    tagged = predictions.select(
+        F.lit(True).alias("_scored"), "topic", "partition", "offset", "event_date"
+    ).unionByName(
+        rejected.select(
+            F.lit(False).alias("_scored"),
+            "topic",
+            "partition",
+            "offset",
+            F.lit(None).cast("date").alias("event_date"),
+        )
+    )
     found = (
-        rows.groupBy("topic", "partition")
-        .agg(F.min("offset").alias("low"), F.max("offset").alias("high"))
+        tagged.groupBy("_scored", "topic", "partition")
+        .agg(
+            F.min("offset").alias("low"),
+            F.max("offset").alias("high"),
+            F.collect_set("event_date").alias("days"),
+        )
         .collect()
     )
-    return [(r.topic, r.partition, r.low, r.high) for r in found]
+    return BatchExtent(
+        predictions=[(r.topic, r.partition, r.low, r.high) for r in found if r._scored],
+        rejected=[(r.topic, r.partition, r.low, r.high) for r in found if not r._scored],
+        days=sorted({d for r in found for d in r.days}),
+    )
 
 
 def _within(ranges: list[tuple[str, int, int, int]], prefix: str) -> Column:
@@ -98,10 +129,6 @@ def _within(ranges: list[tuple[str, int, int, int]], prefix: str) -> Column:
             for topic, partition, low, high in ranges
         ],
     )
-
-
-def _dates(rows: DataFrame) -> list[date]:
-    return [r.event_date for r in rows.select("event_date").distinct().collect()]
 
 
 class LandingProcessor:
@@ -151,8 +178,9 @@ class LandingProcessor:
             # version judged it again) lands as its prediction.
             rejected = without_sources(dead, predictions).unionByName(parsed.quarantined)
             rows_in = records.count()
-            landed = self._land_predictions(predictions, batch_id)
-            quarantined = self._land_rejected(rejected, batch_id)
+            extent = batch_extent(predictions, rejected)
+            landed = self._land_predictions(predictions, batch_id, extent)
+            quarantined = self._land_rejected(rejected, batch_id, extent.rejected)
         finally:
             records.unpersist()
         outcome = LandingOutcome(
@@ -173,21 +201,19 @@ class LandingProcessor:
         """The ``foreachBatch`` function."""
         self(records, batch_id)
 
-    def _land_predictions(self, rows: DataFrame, batch_id: int) -> int:
-        ranges = source_ranges(rows)
+    def _land_predictions(self, rows: DataFrame, batch_id: int, extent: BatchExtent) -> int:
+        ranges = extent.predictions
         if not ranges:
             return 0
         record = BatchRecord(self.predictions.app_id, batch_id, None)
-        days = _dates(rows)
         # A source record dead-lettered in an earlier batch stays where it landed.
         new = without_sources(
             rows, _read(rows.sparkSession, self.quarantine.path).where(_within(ranges, ""))
         )
-        within = F.col("t.event_date").isin(days) & _within(ranges, "t.")
+        within = F.col("t.event_date").isin(extent.days) & _within(ranges, "t.")
         return self.predictions.insert_new(new, record, SOURCE_COORDINATES, within)
 
-    def _land_rejected(self, rows: DataFrame, batch_id: int) -> int:
-        ranges = source_ranges(rows)
+    def _land_rejected(self, rows: DataFrame, batch_id: int, ranges: Ranges) -> int:
         if not ranges:
             return 0
         spark = rows.sparkSession
