@@ -133,11 +133,13 @@ def land(settings: LandSettings) -> int:
     """
     import signal
 
-    from streaming.query.landing import LandingQuery
+    from streaming.query.landing import LandingQuery, check_topics
 
+    # What can be checked without Spark is checked before it starts (it takes seconds).
     check_broker_reachable(settings.bootstrap_servers)
     for table in (settings.predictions_table, settings.quarantine_table):
         check_table_location(table)
+    check_topics(settings)
     with _session(settings, f"streaming-landing:{settings.query_name}") as spark:
         landing = LandingQuery(spark, settings)
         query = landing.start()

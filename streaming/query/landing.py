@@ -55,7 +55,14 @@ from streaming.sink.tables import (
 from streaming.source.client import check_broker_reachable, prepare_topic
 from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
-__all__ = ["BatchExtent", "LandingOutcome", "LandingProcessor", "LandingQuery", "batch_extent"]
+__all__ = [
+    "BatchExtent",
+    "LandingOutcome",
+    "LandingProcessor",
+    "LandingQuery",
+    "batch_extent",
+    "check_topics",
+]
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +231,22 @@ class LandingProcessor:
         return self.quarantine.insert_new(shaped, record, SOURCE_COORDINATES, _within(ranges, "t."))
 
 
+def check_topics(settings: LandSettings) -> None:
+    """Fail at start, without Spark, when the broker does not answer or a topic is missing.
+
+    Raises:
+        ConfigurationError: one line naming the broker or the topic.
+    """
+    check_broker_reachable(settings.bootstrap_servers)
+    for topic in settings.topics:
+        prepare_topic(
+            settings.bootstrap_servers,
+            settings.kafka_client_options,
+            topic,
+            missing_hint="check --predictions-topic and --dead-letter-topic, or create it",
+        )
+
+
 def _read(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.format("delta").load(path)
 
@@ -261,22 +284,14 @@ class LandingQuery:
         self.processor: LandingProcessor | None = None
 
     def start(self) -> StreamingQuery:
-        """Check the configuration, then start the query.
+        """Check the configuration Spark is needed for, then start the query (run
+        :func:`check_topics` before Spark starts).
 
         Raises:
-            ConfigurationError: unreachable broker, a missing topic, wrong credentials,
-                unusable tables.
+            ConfigurationError: Kafka refused the settings, or a table is unusable.
         """
         s = self.settings
-        topics = (s.predictions_topic, s.dead_letter_topic)
-        check_broker_reachable(s.bootstrap_servers)
-        for topic in topics:
-            prepare_topic(
-                s.bootstrap_servers,
-                s.kafka_client_options,
-                topic,
-                missing_hint="check the option, or start `realtime`, which creates it",
-            )
+        topics = s.topics
         options = kafka_source_options(
             s.bootstrap_servers,
             topics=topics,
