@@ -22,6 +22,7 @@ from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
+    "LANDING_KINDS",
     "PROFILE_KINDS",
     "ErrorKind",
     "EventJudge",
@@ -78,6 +79,8 @@ class Policy:
 
 
 PROFILE_KINDS = (ErrorKind.NON_FINITE, ErrorKind.OUT_OF_RANGE, ErrorKind.UNSEEN_CATEGORY)
+# Kinds the event parse never gives: ``land`` sets them on the real-time topics' records.
+LANDING_KINDS = (ErrorKind.MALFORMED_PREDICTION, ErrorKind.MALFORMED_DEAD_LETTER)
 _DEFAULT_POLICIES = {
     ErrorKind.NON_FINITE: Policy.QUARANTINE,
     ErrorKind.OUT_OF_RANGE: Policy.FLAG,
