@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from functools import reduce
 
@@ -200,7 +200,7 @@ class LandingProcessor:
             rows_in,
             landed,
             quarantined,
-            extra={FIELDS: {"event": "landing_batch", **outcome.__dict__}},
+            extra={FIELDS: {"event": "landing_batch", **asdict(outcome)}},
         )
         return outcome
 
