@@ -1,4 +1,5 @@
-"""Command line: ``python -m streaming COMMAND`` (run, realtime, batch, status, tail, ...).
+"""Command line: ``python -m streaming COMMAND`` (run, realtime, land, batch, status, tail,
+report, compact, vacuum, produce, verify).
 
 The edge of the program and the only place that reads the environment. Every option is a flag,
 an environment variable ``STREAMING_<OPTION>`` (``STREAMING_MODEL_URI``) or a key of the TOML
@@ -30,6 +31,7 @@ from streaming.settings import (
     BatchSettings,
     CompactSettings,
     KafkaClientSettings,
+    LandSettings,
     ProduceSettings,
     RealTimeSettings,
     ReportSettings,
@@ -55,6 +57,12 @@ COMMANDS: Mapping[str, tuple[type[StreamingCommand], str, Callable[[Any], int]]]
         "score the events topic into a predictions topic in Spark's Real-Time Mode "
         "(milliseconds, at-least-once; MLlib models only)",
         commands.realtime,
+    ),
+    "land": (
+        LandSettings,
+        "land the real-time query's predictions and dead-letter topics into the Delta tables, "
+        "every source offset once",
+        commands.land,
     ),
     "batch": (BatchSettings, "score a Delta/Parquet/CSV table into a Delta table", commands.batch),
     "status": (

@@ -14,6 +14,7 @@ from streaming.errors import ConfigurationError
 from streaming.settings import (
     BatchSettings,
     CompactSettings,
+    LandSettings,
     ProduceSettings,
     RealTimeSettings,
     ReportSettings,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "batch",
     "compact",
+    "land",
     "produce",
     "realtime",
     "report",
@@ -171,6 +173,53 @@ def _serve_realtime(
                 f"error: query {settings.query_name} failed: {first_line(e)} (restart to "
                 f"resume from {settings.checkpoint_dir}; records since its last checkpoint "
                 "are written again)",
+                file=sys.stderr,
+            )
+            return 1
+    return 0
+
+
+def land(settings: LandSettings) -> int:
+    """Land the real-time query's two topics into the Delta tables until stopped (SIGTERM,
+    SIGINT) or, with ``available-now``, drained.
+
+    Returns:
+        0 after a clean stop or a drain; 1 when the query failed (a restart resumes it).
+    """
+    import signal
+
+    from streaming.query.landing import LandingQuery, check_topics
+
+    # What can be checked without Spark is checked before it starts (it takes seconds).
+    check_broker_reachable(settings.bootstrap_servers)
+    for table in (settings.predictions_table, settings.quarantine_table):
+        check_table_location(table)
+    check_topics(settings)
+    with _session(settings, f"streaming-landing:{settings.query_name}") as spark:
+        landing = LandingQuery(spark, settings)
+        query = landing.start()
+        stop = False
+
+        def handler(signum: int, frame: object) -> None:
+            nonlocal stop
+            log.info("received signal %d", signum)
+            stop = True
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            while query.isActive and not stop:
+                query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; floats work
+            if query.isActive:
+                query.stop()
+            exception = query.exception()
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        if exception is not None:
+            cause = first_line(exception)
+            print(
+                f"error: query {settings.query_name} failed: {cause} "
+                f"(restart to resume from {settings.checkpoint_dir})",
                 file=sys.stderr,
             )
             return 1

@@ -25,6 +25,7 @@ __all__ = [
     "BatchSettings",
     "InputFormat",
     "KafkaClientSettings",
+    "LandSettings",
     "ParseCommand",
     "ProduceSettings",
     "RealTimeSettings",
@@ -413,6 +414,70 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     def app_id(self) -> str:
         """Delta ``txnAppId`` of this query's writes, stable across restarts of one query."""
         return f"streaming-inference:{self.query_name}"
+
+
+class LandSettings(KafkaClientSettings, SparkSessionCommand):
+    """``land``: land the real-time query's predictions and dead-letter topics into the
+    predictions and quarantine tables, every source record once."""
+
+    predictions_topic: str = Field(description="topic of the real-time query's predictions")
+    dead_letter_topic: str = Field(description="topic of the real-time query's dead letters")
+    predictions_table: str = Field(description="Delta table path of predictions")
+    quarantine_table: str = Field(description="Delta table path of quarantined records")
+    checkpoint: str | None = Field(
+        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
+    )
+    query_name: str = Field("landing", description="query name")
+    trigger: Annotated[Trigger, NoDecode] = Field(
+        default_factory=Trigger,
+        description="interval (5s, 500ms, 1m) or available-now (default 5s)",
+    )
+    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
+    max_offsets_per_trigger: int = Field(
+        DEFAULT_MAX_OFFSETS_PER_TRIGGER,
+        gt=0,
+        description="cap on records per micro-batch, so a backlog is landed in bounded batches",
+    )
+
+    @field_validator("predictions_topic", "dead_letter_topic")
+    @classmethod
+    def _topic_names(cls, value: str) -> str:
+        return _topic_name(value)
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _trigger(cls, value: Any) -> Any:
+        return parse_trigger(value) if isinstance(value, str) else value
+
+    @field_validator("query_name")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.match(value):
+            raise ValueError("may hold only letters, digits, '.', '_', '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LandSettings:
+        if self.predictions_topic == self.dead_letter_topic:
+            raise ValueError("--predictions-topic and --dead-letter-topic must differ")
+        check_starting_offsets(self.starting_offsets, self.topics)
+        if self.predictions_table.rstrip("/") == self.quarantine_table.rstrip("/"):
+            raise ValueError("--predictions-table and --quarantine-table must differ")
+        return self
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.predictions_topic, self.dead_letter_topic)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
+        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
+
+    @property
+    def app_id(self) -> str:
+        """Writer id recorded with each landing commit, stable across restarts."""
+        return f"streaming-landing:{self.query_name}"
 
 
 def _topic_name(value: str) -> str:

@@ -17,6 +17,7 @@ PACKAGES = ("infra", "streaming", "models", "demo", "benchmarks")
 # Pure DataFrame steps: nothing here may talk to Kafka, Delta or MLflow.
 PURE_MODULES = (
     "streaming.parse.events",
+    "streaming.sink.realtime_topics",
     "streaming.sink.tables",
     "streaming.sink.topics",
     "streaming.score.identity",

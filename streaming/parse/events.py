@@ -22,6 +22,7 @@ from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
 __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
+    "LANDING_KINDS",
     "PROFILE_KINDS",
     "ErrorKind",
     "EventJudge",
@@ -64,6 +65,9 @@ class ErrorKind:
     NON_FINITE = "non_finite"
     OUT_OF_RANGE = "out_of_range"
     UNSEEN_CATEGORY = "unseen_category"
+    # Set by ``land`` on a record of the real-time query's output topics it cannot read back.
+    MALFORMED_PREDICTION = "malformed_prediction"
+    MALFORMED_DEAD_LETTER = "malformed_dead_letter"
 
 
 class Policy:
@@ -75,6 +79,8 @@ class Policy:
 
 
 PROFILE_KINDS = (ErrorKind.NON_FINITE, ErrorKind.OUT_OF_RANGE, ErrorKind.UNSEEN_CATEGORY)
+# Kinds the event parse never gives: ``land`` sets them on the real-time topics' records.
+LANDING_KINDS = (ErrorKind.MALFORMED_PREDICTION, ErrorKind.MALFORMED_DEAD_LETTER)
 _DEFAULT_POLICIES = {
     ErrorKind.NON_FINITE: Policy.QUARANTINE,
     ErrorKind.OUT_OF_RANGE: Policy.FLAG,

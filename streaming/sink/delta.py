@@ -13,14 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from infra.errors import first_line
@@ -32,6 +34,25 @@ log = logging.getLogger(__name__)
 # The newest commits are read first; the deeper window only when none of them is this writer's
 # (another writer, e.g. a compaction, committed since). Reading history costs per commit read.
 _HISTORY_WINDOWS = (8, 200)
+# Delta's session setting for a DML command's (MERGE's) commit metadata; the write option
+# ``userMetadata`` applies to DataFrame writes only.
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, values: Mapping[str, str]) -> Iterator[None]:
+    """Set session settings for one command, then put the earlier values back."""
+    before = {key: spark.conf.get(key, None) for key in values}
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in before.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
 
 
 @dataclass(frozen=True)
@@ -195,6 +216,58 @@ class DeltaSink:
         if guarded:
             writer = writer.option("txnAppId", self.app_id).option("txnVersion", record.batch_id)
         writer.option("userMetadata", record.to_json()).save(self.path)
+
+    def insert_new(
+        self,
+        rows: DataFrame,
+        record: BatchRecord,
+        keys: Sequence[str],
+        within: Column | None = None,
+    ) -> int:
+        """Insert the ``rows`` whose ``keys`` the table does not hold yet, as batch
+        ``record.batch_id``, one commit (an insert-only Delta MERGE).
+
+        A row already in the table is not inserted again, whichever batch or writer put it
+        there: this is what makes a re-emitted record land once. ``rows`` must hold one row per
+        key (the MERGE inserts every source row that matches nothing).
+
+        Args:
+            within: A predicate on the table's columns (``t.``-qualified names) that every row
+                matching one of ``rows`` satisfies, e.g. its partitions and offset ranges:
+                Delta reads only the files that may satisfy it instead of the whole table.
+
+        An insert-only MERGE removes no file, so Delta allows it on a ``delta.appendOnly``
+        table. It carries no transaction id: the keys make it idempotent on their own.
+
+        Returns:
+            The rows inserted.
+
+        Raises:
+            Whatever Delta raises (an I/O failure; a concurrent writer that added files the
+            MERGE read fails it with a ``ConcurrentAppendException``): the batch fails and
+            the query resumes from its checkpoint.
+        """
+        spark = rows.sparkSession
+        condition = None
+        for key in keys:
+            equal = F.col(f"t.`{key}`") == F.col(f"s.`{key}`")
+            condition = equal if condition is None else condition & equal
+        assert condition is not None, "no keys"
+        if within is not None:
+            condition = condition & within
+        settings = {_USER_METADATA: record.to_json()}
+        # The setting belongs to the stream's own session (foreachBatch runs every batch on
+        # one thread), and is put back before anything else runs on it.
+        with _session_conf(spark, settings):
+            result = (
+                DeltaTable.forPath(spark, self.path)
+                .alias("t")
+                .merge(rows.alias("s"), condition)
+                .whenNotMatchedInsertAll()
+                .execute()
+                .collect()
+            )
+        return int(result[0]["num_inserted_rows"]) if result else 0
 
     def append_counted(self, rows: DataFrame, record: BatchRecord) -> int:
         """Append like :meth:`append` and return the rows written, from the commit's metrics.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BinaryType,
@@ -31,6 +31,8 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "REALTIME_PREDICTION_SCHEMA",
     "REJECTED_SCHEMA",
+    "SOURCE_COORDINATES",
+    "event_date",
     "predictions_rows",
     "quarantine_rows",
 ]
@@ -60,13 +62,17 @@ PREDICTIONS_SCHEMA = StructType(
     ]
 )
 PREDICTIONS_PARTITION = ("event_date",)
-# The JSON value of a predictions-topic record (``python -m streaming realtime``): a predictions
-# row without what only a micro-batch has, so that the topic can be landed into the table.
+# What identifies a scored or quarantined record: its SOURCE record's Kafka coordinates.
+SOURCE_COORDINATES = ("topic", "partition", "offset")
+
+# The value of a predictions-topic record (``realtime`` writes it with to_json, ``land`` reads
+# it back with from_json): the predictions table's columns but those the landing adds.
 REALTIME_PREDICTION_SCHEMA = StructType(
     [f for f in PREDICTIONS_SCHEMA.fields if f.name not in {"batch_id", "event_date"}]
 )
-# The Kafka headers (UTF-8 strings) of a dead-letter record, in the order they are written; the
-# record's key and value are the source record's, unchanged.
+# The Kafka headers (UTF-8 text) of a dead-letter record, whose key and value are the source
+# record's raw bytes: why it was rejected and where it came from. ``source_timestamp`` is
+# ISO-8601 UTC, e.g. 2026-11-26T16:55:49.123Z.
 DEAD_LETTER_HEADERS = (
     "error_kind",
     "error_detail",
@@ -112,14 +118,17 @@ def _conform(df: DataFrame, schema: StructType) -> DataFrame:
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
+def event_date() -> Column:
+    """A predictions row's ``event_date``: the day of ``event_time`` when the event carries
+    one, else of the Kafka ``timestamp``, so that a day's rows can be read alone."""
+    return F.to_date(F.coalesce("event_time", "timestamp"))
+
+
 def predictions_rows(
     scored: DataFrame, model: ModelIdentity, batch_id: int, scored_at: datetime
 ) -> DataFrame:
-    """Shape scored events (parse output plus ``prediction``) as predictions-table rows.
-
-    ``event_date`` is the day of ``event_time`` when the event carries one, else of the Kafka
-    timestamp, so that a day's rows can be read alone.
-    """
+    """Shape scored events (parse output plus ``prediction``) as predictions-table rows,
+    dated by :func:`event_date`."""
     with_lineage = scored.select(
         "*",
         F.lit(model.name or model.uri).alias("model_name"),
@@ -127,7 +136,7 @@ def predictions_rows(
         F.lit(model.run_id).alias("model_run_id"),
         F.lit(batch_id).alias("batch_id"),
         F.lit(scored_at).alias("scored_at"),
-        F.to_date(F.coalesce("event_time", "timestamp")).alias("event_date"),
+        event_date().alias("event_date"),
     )
     return _conform(with_lineage, PREDICTIONS_SCHEMA)
 

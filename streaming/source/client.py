@@ -177,6 +177,8 @@ def prepare_topic(
     client_options: Mapping[str, str],
     topic: str,
     create: TopicSpec | None = None,
+    missing_hint: str = "create it, or give --create-topic (with --partitions and "
+    "--replication-factor)",
 ) -> bool:
     """Make sure ``topic`` exists before anything is sent to it.
 
@@ -185,6 +187,7 @@ def prepare_topic(
 
     Args:
         create: How to create the topic when it is missing; ``None`` to refuse a missing topic.
+        missing_hint: What the error of a missing topic tells the user to do.
 
     Returns:
         Whether the topic was created (an existing one, or one created meanwhile, is fine).
@@ -210,8 +213,7 @@ def prepare_topic(
                 )
             if create is None:
                 raise ConfigurationError(
-                    f"topic {topic} does not exist on {bootstrap_servers}: create it, or give "
-                    "--create-topic (with --partitions and --replication-factor)"
+                    f"topic {topic} does not exist on {bootstrap_servers}: {missing_hint}"
                 )
             result = admin.create_topics(
                 {

@@ -32,11 +32,14 @@ def kafka_source_options(
     max_offsets_per_trigger: int | None = None,
     extra: Mapping[str, str | SecretStr] | None = None,
     fail_on_data_loss: bool = True,
+    include_headers: bool = False,
 ) -> dict[str, str]:
     """Options for ``spark.readStream.format("kafka")``.
 
     ``fail_on_data_loss``: records deleted (by retention) before they were read, or a topic
     deleted under the query, stop the query (``True``) or are skipped (``False``).
+
+    ``include_headers``: the records carry their Kafka ``headers`` column.
 
     ``extra`` keys are passed through as given (``kafka.security.protocol``,
     ``kafka.sasl.jaas.config``, ``failOnDataLoss``...); secrets are unwrapped only here.
@@ -45,7 +48,7 @@ def kafka_source_options(
         "kafka.bootstrap.servers": bootstrap_servers,
         "startingOffsets": starting_offsets,
         "failOnDataLoss": str(fail_on_data_loss).lower(),
-        "includeHeaders": "false",
+        "includeHeaders": str(include_headers).lower(),
     }
     if topic_pattern:
         options["subscribePattern"] = topic_pattern
@@ -70,9 +73,13 @@ def kafka_sink_options(
     return options
 
 
-def read_kafka_stream(spark: SparkSession, options: Mapping[str, str]) -> DataFrame:
-    """A streaming DataFrame of Kafka records (key, value, topic, partition, offset, timestamp)."""
-    return spark.readStream.format("kafka").options(**options).load().select(*KAFKA_COLUMNS)
+def read_kafka_stream(
+    spark: SparkSession, options: Mapping[str, str], with_headers: bool = False
+) -> DataFrame:
+    """A streaming DataFrame of Kafka records (key, value, topic, partition, offset, timestamp,
+    and ``headers`` when asked for: the options must then include them)."""
+    columns = (*KAFKA_COLUMNS, "headers") if with_headers else KAFKA_COLUMNS
+    return spark.readStream.format("kafka").options(**options).load().select(*columns)
 
 
 def read_kafka_topic(

@@ -301,3 +301,54 @@ def test_bad_realtime_options_stop_with_one_line_before_spark_starts(
     assert main([*REALTIME, *argv], {}) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+LAND = [
+    "land",
+    "--bootstrap-servers",
+    "127.0.0.1:9092",
+    "--predictions-topic",
+    "preds",
+    "--dead-letter-topic",
+    "dead",
+    "--predictions-table",
+    "/tmp/p",
+    "--quarantine-table",
+    "/tmp/q",
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--dead-letter-topic", "preds"],
+            "--predictions-topic and --dead-letter-topic must differ",
+        ),
+        (["--quarantine-table", "/tmp/p/"], "--predictions-table and --quarantine-table must"),
+        (["--predictions-topic", "bad topic!"], "--predictions-topic 'bad topic!' is not a Kafka"),
+        (["--trigger", "soon"], "--trigger 'soon' is not understood"),
+        (["--starting-offsets", '{"other": {"0": 5}}'], "names topic 'other', which --topic"),
+    ],
+)
+def test_land_refuses_bad_options_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*LAND, *argv], {}) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_land_stops_before_spark_when_the_broker_or_a_table_path_is_unusable(
+    tmp_path: Path, listening_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = f"127.0.0.1:{free_port()}"
+    assert main([*LAND, "--bootstrap-servers", silent], {}) == 2
+    assert capsys.readouterr().err.startswith(f"error: no Kafka broker reachable at {silent} (")
+    occupied = tmp_path / "quarantine"
+    occupied.write_text("not a table")
+    argv = [*LAND, "--bootstrap-servers", f"127.0.0.1:{listening_port}"]
+    assert main([*argv, "--quarantine-table", str(occupied)], {}) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: cannot use {occupied} as a table: {occupied} is a file, not a folder"
+    )
