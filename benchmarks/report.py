@@ -199,9 +199,12 @@ Notes:
 - Peak memory: resident memory of the process tree doing the work, sampled every 0.5 s (for
   the Spark arms the whole benchmark process with its JVM, whose heap does not shrink).
 - Latency: when a prediction became visible minus the input's Kafka record timestamp (the
-  producer's clock at send): for the Delta arms the commit time (`commitInfo.timestamp`); for
-  `realtime` (`python -m streaming realtime`, Spark Real-Time Mode, Kafka -> Kafka, its own
-  process and session, `local[*]`) the output record's Kafka timestamp, at-least-once.
+  broker's clock when it appended the record: the live topics are `LogAppendTime`, so the
+  load generator's own buffering is not counted): for the Delta arms the commit time
+  (`commitInfo.timestamp`); for `realtime` (`python -m streaming realtime`, Spark Real-Time
+  Mode, Kafka -> Kafka, its own process and session, `local[*]`) the output record's Kafka
+  timestamp (also the broker's), at-least-once, after a warm-up of its own (its process is
+  new; the Delta arms run on the warmed-up session), at the default checkpoint interval (60 s).
 - Time to first prediction: from `Popen` to the first predictions commit holding rows; the
   process runs until the backlog is written, then gets SIGTERM.
 """

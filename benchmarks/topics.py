@@ -43,11 +43,19 @@ def local_broker(script: Path, port: int, data_dir: Path, env: Mapping[str, str]
         subprocess.run([str(script), "stop"], env=broker_env, check=False)
 
 
-def create_topic(bootstrap: str, name: str) -> str:
-    """Create topic ``name`` with the run's partition count; returns the name."""
+def create_topic(bootstrap: str, name: str, broker_time: bool = False) -> str:
+    """Create topic ``name`` with the run's partition count; returns the name.
+
+    Args:
+        broker_time: Records get the broker's clock when it appends them as their timestamp
+            (``LogAppendTime``), instead of the producer's at ``send`` (``CreateTime``).
+    """
+    configs = {"message.timestamp.type": "LogAppendTime"} if broker_time else {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
-        admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
+        admin.create_topics(
+            [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1, topic_configs=configs)]
+        )
     finally:
         admin.close()
     return name

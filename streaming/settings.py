@@ -532,9 +532,11 @@ class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     )
     query_name: str = Field("realtime", description="query name")
     checkpoint_interval: str = Field(
-        "5 seconds",
+        "60 seconds",
         description="how often the query records its progress in the checkpoint (5s, 30s, "
-        "1m; Spark's minimum is 5s); not a latency: records are scored as they arrive",
+        "1m; Spark's minimum is 5s); not a latency: records are scored as they arrive, but "
+        "each checkpoint pauses scoring for a few hundred ms, and after a restart the records "
+        "read since the last one are written again",
     )
     starting_offsets: str = Field(
         "earliest", description="where a new checkpoint starts: earliest, latest, or Spark's JSON"

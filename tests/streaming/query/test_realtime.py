@@ -121,6 +121,8 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
         "--model-uri", f"models:/{registry.name}@champion",
         "--checkpoint", str(tmp_path / "checkpoint"),
         "--model-poll-seconds", "1",
+        # Spark's shortest: a swap waits for the next boundary.
+        "--checkpoint-interval", "5s",
     ]  # fmt: skip
     produced = [len(first)]
     final: list[int] = []
