@@ -21,13 +21,17 @@ LIVE_TRIGGER = parse_trigger("200ms")
 
 
 def measure_drain(
-    bench: Workbench, arm_name: str, topic: str, events: int, timeout_s: float
+    bench: Workbench, arm_name: str, topic: str, events: int, timeout_s: float, repeat: int = 0
 ) -> Drain:
-    """Drain ``topic`` (``events`` records) with one arm, from its start to its last write."""
+    """Drain ``topic`` (``events`` records) with one arm, from its start to its last write.
+
+    Args:
+        repeat: Which drain of this arm on this topic it is (0: the first), for its folder.
+    """
     figure = Drain(arm_name, events)
     say(f"drain: {arm_name} on {topic}")
     with recording_failure(figure):
-        label = f"{arm_name}-drain-{topic}"
+        label = f"{arm_name}-drain-{topic}" + (f"-{repeat}" if repeat else "")
         with closing(make_arm(arm_name, bench, topic, AVAILABLE_NOW, events, label)) as arm:
             arm.start()
             arm.wait_ready()

@@ -78,6 +78,10 @@ def _malformed_section(results: Results) -> list[str]:
     header = ["pair", "service-mllib events/s", "with 1% malformed, events/s", "ratio", "cost (%)"]
     rows = []
     for number, pair in enumerate(pairs, start=1):
+        failed = pair.clean if pair.clean.failed else pair.malformed
+        if failed.failed:
+            rows.append([str(number), f"failed: {failed.error}", "", "", ""])
+            continue
         ratio = pair.ratio
         rows.append([
             str(number), _number(pair.clean.events_per_second),

@@ -189,13 +189,16 @@ def _measure_malformed_pairs(run: _Run, bench: Workbench) -> None:
     if clean is None or malformed is None:
         return
     results.malformed_pairs.append(MalformedPair(clean, malformed))
-    for _ in range(o.malformed_pairs - 1):
+    for repeat in range(1, o.malformed_pairs):
         results.malformed_pairs.append(
             MalformedPair(
-                measure_drain(bench, SERVICE_MLLIB, _CLEAN_TOPIC, o.events, o.drain_timeout_s),
-                measure_drain(
-                    bench, SERVICE_MLLIB_MALFORMED, _MALFORMED_TOPIC, o.events, o.drain_timeout_s
-                ),
+                *(
+                    measure_drain(bench, arm, topic, o.events, o.drain_timeout_s, repeat)
+                    for arm, topic in (
+                        (SERVICE_MLLIB, _CLEAN_TOPIC),
+                        (SERVICE_MLLIB_MALFORMED, _MALFORMED_TOPIC),
+                    )
+                )
             )
         )
 

@@ -28,6 +28,7 @@ __all__ = [
     "LandSettings",
     "ParseCommand",
     "ProduceSettings",
+    "QueryCommand",
     "RealTimeSettings",
     "ReportSettings",
     "ServiceSettings",
@@ -293,7 +294,28 @@ class ParseCommand(StreamingCommand):
         return ParseRules(max_value_bytes=self.max_value_bytes, policies=self.profile_policy)
 
 
-class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
+class QueryCommand(StreamingCommand):
+    """A command that runs a named, checkpointed streaming query (each sets its default name)."""
+
+    checkpoint: str | None = Field(
+        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
+    )
+    query_name: str = Field("query", description="query name")
+
+    @field_validator("query_name")
+    @classmethod
+    def _query_name(cls, value: str) -> str:
+        if not _QUERY_NAME.match(value):
+            raise ValueError("may hold only letters, digits, '.', '_', '-'")
+        return value
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
+        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
+
+
+class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryCommand):
     """Everything the streaming service (``run``) needs, validated at start."""
 
     model_uri: str = Field(
@@ -306,9 +328,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     )
     topic_pattern: str | None = Field(
         None, description="subscribe to the topics matching this Java regex"
-    )
-    checkpoint: str | None = Field(
-        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
     )
     query_name: str = Field(
         "inference", description="query name; also the Delta txnAppId of its writes"
@@ -385,13 +404,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     def _trigger(cls, value: Any) -> Any:
         return parse_trigger(value) if isinstance(value, str) else value
 
-    @field_validator("query_name")
-    @classmethod
-    def _query_name(cls, value: str) -> str:
-        if not _QUERY_NAME.match(value):
-            raise ValueError("may hold only letters, digits, '.', '_', '-'")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> ServiceSettings:
         if bool(self.topic) == bool(self.topic_pattern):
@@ -406,17 +418,12 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand):
         return self.topic
 
     @property
-    def checkpoint_dir(self) -> str:
-        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
-        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
-
-    @property
     def app_id(self) -> str:
         """Delta ``txnAppId`` of this query's writes, stable across restarts of one query."""
         return f"streaming-inference:{self.query_name}"
 
 
-class LandSettings(KafkaClientSettings, SparkSessionCommand):
+class LandSettings(KafkaClientSettings, SparkSessionCommand, QueryCommand):
     """``land``: land the real-time query's predictions and dead-letter topics into the
     predictions and quarantine tables, every source record once."""
 
@@ -424,9 +431,6 @@ class LandSettings(KafkaClientSettings, SparkSessionCommand):
     dead_letter_topic: str = Field(description="topic of the real-time query's dead letters")
     predictions_table: str = Field(description="Delta table path of predictions")
     quarantine_table: str = Field(description="Delta table path of quarantined records")
-    checkpoint: str | None = Field(
-        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
-    )
     query_name: str = Field("landing", description="query name")
     trigger: Annotated[Trigger, NoDecode] = Field(
         default_factory=Trigger,
@@ -449,13 +453,6 @@ class LandSettings(KafkaClientSettings, SparkSessionCommand):
     def _trigger(cls, value: Any) -> Any:
         return parse_trigger(value) if isinstance(value, str) else value
 
-    @field_validator("query_name")
-    @classmethod
-    def _query_name(cls, value: str) -> str:
-        if not _QUERY_NAME.match(value):
-            raise ValueError("may hold only letters, digits, '.', '_', '-'")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> LandSettings:
         if self.predictions_topic == self.dead_letter_topic:
@@ -468,11 +465,6 @@ class LandSettings(KafkaClientSettings, SparkSessionCommand):
     @property
     def topics(self) -> tuple[str, ...]:
         return (self.predictions_topic, self.dead_letter_topic)
-
-    @property
-    def checkpoint_dir(self) -> str:
-        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
-        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
 
     @property
     def app_id(self) -> str:
@@ -514,7 +506,7 @@ def parse_checkpoint_interval(text: str) -> str:
     return trigger.interval
 
 
-class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
+class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryCommand):
     """``realtime``: score events in Spark's Real-Time Mode, Kafka topic to Kafka topics."""
 
     model_uri: str = Field(
@@ -526,9 +518,6 @@ class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     dead_letter_topic: str = Field(
         description="topic the records that fail the parse are written to, unchanged, with "
         "error_kind, error_detail and their source coordinates as headers"
-    )
-    checkpoint: str | None = Field(
-        None, description="checkpoint folder (default: checkpoints/<query name> under the home)"
     )
     query_name: str = Field("realtime", description="query name")
     checkpoint_interval: str = Field(
@@ -563,13 +552,6 @@ class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
     def _interval(cls, value: str) -> str:
         return parse_checkpoint_interval(value)
 
-    @field_validator("query_name")
-    @classmethod
-    def _query_name(cls, value: str) -> str:
-        if not _QUERY_NAME.match(value):
-            raise ValueError("may hold only letters, digits, '.', '_', '-'")
-        return value
-
     @model_validator(mode="after")
     def _consistent(self) -> RealTimeSettings:
         check_starting_offsets(self.starting_offsets, (self.topic,))
@@ -577,11 +559,6 @@ class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand):
         if len(set(named)) < len(named):
             raise ValueError("--topic, --predictions-topic and --dead-letter-topic must differ")
         return self
-
-    @property
-    def checkpoint_dir(self) -> str:
-        """The query's checkpoint: ``checkpoints/<query name>`` under the home unless given."""
-        return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
 
 
 class BatchSettings(SparkCommand):

@@ -257,6 +257,37 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
         "tombstone",
     } <= kinds
 
+    # Landed by `land` (at-least-once topics, records a restart wrote again included): every
+    # source offset in exactly one row of exactly one table, each as the topics said.
+    landed_at = {name: tmp_path / f"landed-{name}" for name in ("predictions", "quarantine")}
+    land = [
+        "land",
+        "--bootstrap-servers", kafka_bootstrap,
+        "--predictions-topic", predictions,
+        "--dead-letter-topic", dead,
+        "--predictions-table", str(landed_at["predictions"]),
+        "--quarantine-table", str(landed_at["quarantine"]),
+        "--checkpoint", str(tmp_path / "landing-checkpoint"),
+        "--trigger", "available-now",
+    ]  # fmt: skip
+    assert main(land, {}) == 0
+    landed, quarantined = (
+        spark.read.format("delta").load(str(path)).collect() for path in landed_at.values()
+    )
+    assert sorted(r.offset for r in [*landed, *quarantined]) == list(range(produced[0]))
+    assert {(r.topic, r.partition) for r in [*landed, *quarantined]} == {(source, 0)}
+    first_scored = {
+        p["offset"]: p for p in sorted(scored, key=lambda p: p["scored_at"], reverse=True)
+    }
+    assert all(
+        (r.prediction, r.model_version) == (first_scored[r.offset]["prediction"],
+                                            first_scored[r.offset]["model_version"])
+        for r in landed
+    )  # fmt: skip
+    assert {r.offset: r.error_kind for r in quarantined} == {
+        o: r.error_kind for o, r in rejected.items()
+    }
+
 
 @pytest.mark.parametrize(
     "case", ["pyfunc model", "unknown model", "too few slots", "missing topic", "no broker"]
