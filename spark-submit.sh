@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Run the streaming service (or batch scoring) through spark-submit.
+# Run the streaming service (or batch scoring, the real-time query, the landing) through
+# spark-submit.
 #
-#   ./spark-submit.sh [spark-submit options] [run|batch] [service options]
+#   ./spark-submit.sh [spark-submit options] [run|batch|realtime|land] [service options]
 #
 # Spark's own options come first (--master, --deploy-mode, --conf K=V, --executor-memory, ...);
-# the first word that is not one of them starts the service's command line: `run` or `batch`
-# followed by the options of `python -m streaming run|batch` (run is the default when the word
-# is an option, e.g. ./spark-submit.sh --master yarn --topic events ...). Examples:
+# the first word that is not one of them starts the service's command line: `run`, `batch`,
+# `realtime` or `land` followed by the options of `python -m streaming` with that command (run is
+# the default when the word is an option, e.g. ./spark-submit.sh --master yarn --topic events
+# ...). Examples:
 #
 #   ./spark-submit.sh run --bootstrap-servers 127.0.0.1:9092 --topic listings \
 #       --model-uri models:/listing-price@champion --predictions-table /data/predictions \
@@ -27,7 +29,7 @@ submit_args=()
 has_master=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        run|batch) break ;;
+        run|batch|realtime|land) break ;;
         --) shift; break ;;
         -v|--verbose|--supervise) submit_args+=("$1"); shift ;;
         --master) has_master=1; submit_args+=("$1" "${2:?--master needs a value}"); shift 2 ;;
@@ -43,7 +45,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 command="run"
-if [[ $# -gt 0 && ( "$1" == "run" || "$1" == "batch" ) ]]; then
+if [[ $# -gt 0 && ( "$1" == "run" || "$1" == "batch" || "$1" == "realtime" || "$1" == "land" ) ]]; then
     command="$1"; shift
 fi
 [[ "$has_master" == 1 ]] || submit_args+=(--master "local[*]")

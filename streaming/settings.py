@@ -136,7 +136,10 @@ def check_starting_offsets(text: str, topics: tuple[str, ...]) -> None:
         raise ValueError(f"{prefix} must be a JSON object of topics")
     for topic, partitions in offsets.items():
         if topics and topic not in topics:
-            raise ValueError(f"{prefix} names topic {topic!r}, which --topic does not subscribe to")
+            raise ValueError(
+                f"{prefix} names topic {topic!r}, which the query does not read "
+                f"(it reads {', '.join(topics)})"
+            )
         if not isinstance(partitions, dict) or not partitions:
             raise ValueError(f"{prefix}: topic {topic!r} needs an object of partition: offset")
         for partition, offset in partitions.items():

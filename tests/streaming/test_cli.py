@@ -132,7 +132,7 @@ def test_a_missing_required_option_names_its_flag_and_variable(
         (["--starting-offsets", '{"listings": {"0": '], "is neither earliest, latest nor JSON"),
         (
             ["--starting-offsets", '{"other": {"0": 5}}'],
-            "names topic 'other', which --topic does not subscribe to",
+            "names topic 'other', which the query does not read (it reads listings)",
         ),
         (["--starting-offsets", '{"listings": {"x": 5}}'], "partition 'x' is not a number"),
         (["--starting-offsets", '{"listings": {"0": -7}}'], "offset -7 of listings/0 must be"),
@@ -328,7 +328,10 @@ LAND = [
         (["--quarantine-table", "/tmp/p/"], "--predictions-table and --quarantine-table must"),
         (["--predictions-topic", "bad topic!"], "--predictions-topic 'bad topic!' is not a Kafka"),
         (["--trigger", "soon"], "--trigger 'soon' is not understood"),
-        (["--starting-offsets", '{"other": {"0": 5}}'], "names topic 'other', which --topic"),
+        (
+            ["--starting-offsets", '{"other": {"0": 5}}'],
+            "names topic 'other', which the query does not read (it reads preds, dead)",
+        ),
     ],
 )
 def test_land_refuses_bad_options_in_one_line(
