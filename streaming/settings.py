@@ -26,6 +26,7 @@ __all__ = [
     "InputFormat",
     "KafkaClientSettings",
     "LandSettings",
+    "MicroBatchQueryCommand",
     "ParseCommand",
     "ProduceSettings",
     "QueryCommand",
@@ -318,7 +319,27 @@ class QueryCommand(StreamingCommand):
         return self.checkpoint or str(self.project_home.checkpoints / self.query_name)
 
 
-class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryCommand):
+class MicroBatchQueryCommand(QueryCommand):
+    """A checkpointed query that reads Kafka in micro-batches."""
+
+    trigger: Annotated[Trigger, NoDecode] = Field(
+        default_factory=Trigger,
+        description="interval (5s, 500ms, 1m) or available-now (default 5s)",
+    )
+    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
+    max_offsets_per_trigger: int = Field(
+        DEFAULT_MAX_OFFSETS_PER_TRIGGER,
+        gt=0,
+        description="cap on records per micro-batch, so a backlog is read in bounded batches",
+    )
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _trigger(cls, value: Any) -> Any:
+        return parse_trigger(value) if isinstance(value, str) else value
+
+
+class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, MicroBatchQueryCommand):
     """Everything the streaming service (``run``) needs, validated at start."""
 
     model_uri: str = Field(
@@ -334,16 +355,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryComm
     )
     query_name: str = Field(
         "inference", description="query name; also the Delta txnAppId of its writes"
-    )
-    trigger: Annotated[Trigger, NoDecode] = Field(
-        default_factory=Trigger,
-        description="interval (5s, 500ms, 1m) or available-now (default 5s)",
-    )
-    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
-    max_offsets_per_trigger: int = Field(
-        DEFAULT_MAX_OFFSETS_PER_TRIGGER,
-        gt=0,
-        description="cap on records per micro-batch, so a backlog is scored in bounded batches",
     )
     on_data_loss: Literal["fail", "skip"] = Field(
         "fail",
@@ -402,11 +413,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryComm
             raise ValueError("is not a duration: use e.g. '10 minutes', '30 seconds', '1 hour'")
         return value
 
-    @field_validator("trigger", mode="before")
-    @classmethod
-    def _trigger(cls, value: Any) -> Any:
-        return parse_trigger(value) if isinstance(value, str) else value
-
     @model_validator(mode="after")
     def _consistent(self) -> ServiceSettings:
         if bool(self.topic) == bool(self.topic_pattern):
@@ -426,7 +432,7 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryComm
         return f"streaming-inference:{self.query_name}"
 
 
-class LandSettings(KafkaClientSettings, SparkSessionCommand, QueryCommand):
+class LandSettings(KafkaClientSettings, SparkSessionCommand, MicroBatchQueryCommand):
     """``land``: land the real-time query's predictions and dead-letter topics into the
     predictions and quarantine tables, every source record once."""
 
@@ -435,26 +441,11 @@ class LandSettings(KafkaClientSettings, SparkSessionCommand, QueryCommand):
     predictions_table: str = Field(description="Delta table path of predictions")
     quarantine_table: str = Field(description="Delta table path of quarantined records")
     query_name: str = Field("landing", description="query name")
-    trigger: Annotated[Trigger, NoDecode] = Field(
-        default_factory=Trigger,
-        description="interval (5s, 500ms, 1m) or available-now (default 5s)",
-    )
-    starting_offsets: str = Field("earliest", description="earliest, latest, or Spark's JSON form")
-    max_offsets_per_trigger: int = Field(
-        DEFAULT_MAX_OFFSETS_PER_TRIGGER,
-        gt=0,
-        description="cap on records per micro-batch, so a backlog is landed in bounded batches",
-    )
 
     @field_validator("predictions_topic", "dead_letter_topic")
     @classmethod
     def _topic_names(cls, value: str) -> str:
         return _topic_name(value)
-
-    @field_validator("trigger", mode="before")
-    @classmethod
-    def _trigger(cls, value: Any) -> Any:
-        return parse_trigger(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> LandSettings:

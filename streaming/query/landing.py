@@ -34,7 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from infra.logs import FIELDS
 from streaming.settings import LandSettings
-from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.delta import BatchRecord, DeltaSink, output_tables
 from streaming.sink.realtime_topics import (
     first_per_source,
     parse_dead_letters,
@@ -42,13 +42,6 @@ from streaming.sink.realtime_topics import (
     without_sources,
 )
 from streaming.sink.tables import (
-    PREDICTIONS_ADDED_LATER,
-    PREDICTIONS_PARTITION,
-    PREDICTIONS_PROPERTIES,
-    PREDICTIONS_SCHEMA,
-    QUARANTINE_PARTITION,
-    QUARANTINE_PROPERTIES,
-    QUARANTINE_SCHEMA,
     SOURCE_COORDINATES,
     quarantine_rows,
 )
@@ -263,22 +256,8 @@ class LandingQuery:
         self.spark = spark
         self.settings = settings
         s = settings
-        self.predictions = DeltaSink(
-            spark,
-            s.predictions_table,
-            PREDICTIONS_SCHEMA,
-            PREDICTIONS_PARTITION,
-            app_id=f"{s.app_id}:predictions",
-            properties=PREDICTIONS_PROPERTIES,
-            added_later=PREDICTIONS_ADDED_LATER,
-        )
-        self.quarantine = DeltaSink(
-            spark,
-            s.quarantine_table,
-            QUARANTINE_SCHEMA,
-            QUARANTINE_PARTITION,
-            app_id=f"{s.app_id}:quarantine",
-            properties=QUARANTINE_PROPERTIES,
+        self.predictions, self.quarantine = output_tables(
+            spark, s.predictions_table, s.quarantine_table, s.app_id
         )
         self.query: StreamingQuery | None = None
         self.processor: LandingProcessor | None = None

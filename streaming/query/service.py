@@ -25,17 +25,8 @@ from streaming.query.checkpoint import plan_start, read_checkpoint_state
 from streaming.query.processor import JudgeCache, MicroBatchProcessor
 from streaming.score.provider import ModelProvider
 from streaming.settings import ServiceSettings
-from streaming.sink.delta import BatchRecord, DeltaSink
+from streaming.sink.delta import BatchRecord, DeltaSink, output_tables
 from streaming.sink.maintenance import BackgroundCompaction, Compaction
-from streaming.sink.tables import (
-    PREDICTIONS_ADDED_LATER,
-    PREDICTIONS_PARTITION,
-    PREDICTIONS_PROPERTIES,
-    PREDICTIONS_SCHEMA,
-    QUARANTINE_PARTITION,
-    QUARANTINE_PROPERTIES,
-    QUARANTINE_SCHEMA,
-)
 from streaming.source.client import check_broker_reachable
 from streaming.source.kafka import check_kafka_access, kafka_source_options, read_kafka_stream
 
@@ -62,22 +53,8 @@ class InferenceService:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.predictions = DeltaSink(
-            self.spark,
-            s.predictions_table,
-            PREDICTIONS_SCHEMA,
-            PREDICTIONS_PARTITION,
-            app_id=f"{s.app_id}:predictions",
-            properties=PREDICTIONS_PROPERTIES,
-            added_later=PREDICTIONS_ADDED_LATER,
-        )
-        self.quarantine = DeltaSink(
-            self.spark,
-            s.quarantine_table,
-            QUARANTINE_SCHEMA,
-            QUARANTINE_PARTITION,
-            app_id=f"{s.app_id}:quarantine",
-            properties=QUARANTINE_PROPERTIES,
+        self.predictions, self.quarantine = output_tables(
+            self.spark, s.predictions_table, s.quarantine_table, s.app_id
         )
         self.tables = (self.predictions, self.quarantine)
         self.judges = JudgeCache(s.parse_rules)

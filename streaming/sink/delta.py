@@ -27,8 +27,23 @@ from pyspark.sql.types import StructType
 
 from infra.errors import first_line
 from streaming.errors import ConfigurationError
+from streaming.sink.tables import (
+    PREDICTIONS_ADDED_LATER,
+    PREDICTIONS_PARTITION,
+    PREDICTIONS_PROPERTIES,
+    PREDICTIONS_SCHEMA,
+    QUARANTINE_PARTITION,
+    QUARANTINE_PROPERTIES,
+    QUARANTINE_SCHEMA,
+)
 
-__all__ = ["BatchRecord", "DeltaSink", "check_table_location", "read_table"]
+__all__ = [
+    "BatchRecord",
+    "DeltaSink",
+    "check_table_location",
+    "output_tables",
+    "read_table",
+]
 
 log = logging.getLogger(__name__)
 # The newest commits are read first; the deeper window only when none of them is this writer's
@@ -304,3 +319,28 @@ class DeltaSink:
             if len(rows) < depth:  # the whole history was read
                 break
         return None
+
+
+def output_tables(
+    spark: SparkSession, predictions_table: str, quarantine_table: str, app_id: str
+) -> tuple[DeltaSink, DeltaSink]:
+    """The predictions and the quarantine table of a writer, each with its own writer id
+    (``<app_id>:predictions``, ``<app_id>:quarantine``), schema, partitioning and properties."""
+    predictions = DeltaSink(
+        spark,
+        predictions_table,
+        PREDICTIONS_SCHEMA,
+        PREDICTIONS_PARTITION,
+        app_id=f"{app_id}:predictions",
+        properties=PREDICTIONS_PROPERTIES,
+        added_later=PREDICTIONS_ADDED_LATER,
+    )
+    quarantine = DeltaSink(
+        spark,
+        quarantine_table,
+        QUARANTINE_SCHEMA,
+        QUARANTINE_PARTITION,
+        app_id=f"{app_id}:quarantine",
+        properties=QUARANTINE_PROPERTIES,
+    )
+    return predictions, quarantine
