@@ -50,6 +50,10 @@ def _java_identity() -> str:
     return f"{real}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
+# The workload takes about a minute; a hung one must not hang the setup.
+_WORKLOAD_TIMEOUT_S = 600
+
+
 def class_archive_path(jars_cache: Path) -> Path:
     """Where the archive for this JVM and these jars lives (under the jars' own folder)."""
     import pyspark
@@ -81,14 +85,23 @@ def write_class_archive(jars_cache: Path) -> Path:
     staging = target.with_suffix(".staging")
     staging.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="class-archive-") as work:
-        result = subprocess.run(
-            [sys.executable, "-m", "infra.class_archive_workload", str(jars_cache), str(staging)],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": _pythonpath()},
-        )
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "infra.class_archive_workload", str(jars_cache),
+                 str(staging)],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "PYSPARK_PYTHON": sys.executable, "PYTHONPATH": _pythonpath()},
+                timeout=_WORKLOAD_TIMEOUT_S,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as e:
+            staging.unlink(missing_ok=True)
+            raise ClassArchiveError(
+                f"could not write the JVM class archive: its workload ran over "
+                f"{_WORKLOAD_TIMEOUT_S} s"
+            ) from e
     if result.returncode != 0 or not staging.is_file():
         staging.unlink(missing_ok=True)
         detail = (result.stdout + result.stderr).strip().splitlines()[-3:]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from infra.spark import DRIVER_JAVA_OPTIONS, build_spark_session
+
+_STREAM_TIMEOUT_S = 120
 
 
 def _workload(spark: object, work: Path) -> None:
@@ -60,7 +63,13 @@ def _workload(spark: object, work: Path) -> None:
         .trigger(processingTime="1 second")
         .start()
     )
-    query.processAllAvailable()
+    # Two batches that read rows, then stop. Not processAllAvailable(): a rate source has new
+    # rows every second, so it can wait for ever.
+    deadline = time.monotonic() + _STREAM_TIMEOUT_S
+    while sum(1 for p in query.recentProgress if p["numInputRows"] > 0) < 2:
+        if time.monotonic() > deadline or not query.isActive:
+            break
+        time.sleep(0.25)
     query.stop()
     # The Kafka source's classes, without a broker: the source is planned, not started.
     spark.readStream.format("kafka").option("subscribe", "t").option(
