@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -168,7 +169,9 @@ class LandingProcessor:
             content never raises.
         """
         started = time.monotonic()
-        records = records.persist()
+        # Counted as the cache fills (during the extent's aggregation), not by a job of its own.
+        counted = Observation(f"landing_{batch_id}_{uuid.uuid4().hex}")
+        records = records.observe(counted, F.count(F.lit(1)).alias("rows")).persist()
         try:
             is_prediction = F.col("topic") == self.predictions_topic
             parsed = parse_prediction_records(records.where(is_prediction), batch_id)
@@ -177,8 +180,8 @@ class LandingProcessor:
             # A source record both scored and dead-lettered (a restart under another model
             # version judged it again) lands as its prediction.
             rejected = without_sources(dead, predictions).unionByName(parsed.quarantined)
-            rows_in = records.count()
             extent = batch_extent(predictions, rejected)
+            rows_in = int(counted.get.get("rows") or 0)
             landed = self._land_predictions(predictions, batch_id, extent)
             quarantined = self._land_rejected(rejected, batch_id, extent.rejected)
         finally:

@@ -39,12 +39,7 @@ from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.score.provider import ModelProvider
 from streaming.settings import RealTimeSettings, interval_seconds
-from streaming.sink.topics import (
-    KAFKA_HEADERS_TYPE,
-    TOPIC_RECORD_COLUMNS,
-    dead_letter_headers,
-    prediction_json,
-)
+from streaming.sink.topics import dead_letter_record, prediction_record, topic_records
 from streaming.source.kafka import (
     check_kafka_access,
     kafka_sink_options,
@@ -120,16 +115,16 @@ def realtime_records(
     scored = model.score(scoreable)
     stamp = scored_at if scored_at is not None else wall_clock()
     rejection = F.col("_rejection")
-    return scored.select(
-        F.when(ok, F.lit(predictions_topic)).otherwise(F.lit(dead_letter_topic)).alias("topic"),
-        F.col("_source_key").alias("key"),
-        F.when(ok, prediction_json(model.identity, stamp))
-        .otherwise(F.col("_source_value"))
-        .alias("value"),
-        F.when(ok, F.array().cast(KAFKA_HEADERS_TYPE))
-        .otherwise(dead_letter_headers(rejection["kind"], rejection["detail"]))
-        .alias("headers"),
-    ).select(*TOPIC_RECORD_COLUMNS)
+    record = F.when(ok, prediction_record(model.identity, predictions_topic, stamp)).otherwise(
+        dead_letter_record(
+            dead_letter_topic,
+            F.col("_source_key"),
+            F.col("_source_value"),
+            rejection["kind"],
+            rejection["detail"],
+        )
+    )
+    return topic_records(scored, record)
 
 
 def require_mllib(model: LoadedModel) -> None:

@@ -21,11 +21,14 @@ __all__ = [
     "KAFKA_HEADERS_TYPE",
     "TOPIC_RECORD_COLUMNS",
     "dead_letter_headers",
+    "dead_letter_record",
     "dead_letter_records",
     "iso_utc",
     "prediction_json",
+    "prediction_record",
     "prediction_records",
     "source_key",
+    "topic_records",
 ]
 
 # What Spark's Kafka sink takes: the topic of each record, its key, value and headers.
@@ -98,16 +101,11 @@ def dead_letter_headers(error_kind: Column, error_detail: Column) -> Column:
     ).cast(KAFKA_HEADERS_TYPE)
 
 
-def prediction_records(
-    scored: DataFrame, model: ModelIdentity, topic: str, scored_at: Column
-) -> DataFrame:
-    """Scored rows (valid rows plus ``prediction``) as predictions-topic records.
-
-    Returns:
-        ``topic``, ``key`` (the source key's bytes), ``value`` (:func:`prediction_json`) and
-        ``headers`` (none).
-    """
-    return scored.select(
+def prediction_record(model: ModelIdentity, topic: str, scored_at: Column) -> Column:
+    """A scored row (valid row plus ``prediction``) as a predictions-topic record: a struct of
+    ``topic``, ``key`` (:func:`source_key`), ``value`` (:func:`prediction_json`) and
+    ``headers`` (none)."""
+    return F.struct(
         F.lit(topic).alias("topic"),
         source_key().alias("key"),
         prediction_json(model, scored_at).alias("value"),
@@ -115,16 +113,39 @@ def prediction_records(
     )
 
 
-def dead_letter_records(rejected: DataFrame, topic: str) -> DataFrame:
-    """Rejected records (``REJECTED_SCHEMA``) as dead-letter-topic records.
-
-    Returns:
-        ``topic``, ``key`` and ``value`` (the source record's bytes, null staying null) and
-        ``headers`` (:func:`dead_letter_headers`).
-    """
-    return rejected.select(
+def dead_letter_record(
+    topic: str, key: Column, value: Column, error_kind: Column, error_detail: Column
+) -> Column:
+    """A rejected record as a dead-letter-topic record: a struct of ``topic``, the source
+    record's ``key`` and ``value`` bytes (null staying null) and ``headers``
+    (:func:`dead_letter_headers`)."""
+    return F.struct(
         F.lit(topic).alias("topic"),
-        F.col("key"),
-        F.col("value"),
-        dead_letter_headers(F.col("error_kind"), F.col("error_detail")).alias("headers"),
+        key.alias("key"),
+        value.alias("value"),
+        dead_letter_headers(error_kind, error_detail).alias("headers"),
+    )
+
+
+def prediction_records(
+    scored: DataFrame, model: ModelIdentity, topic: str, scored_at: Column
+) -> DataFrame:
+    """Scored rows as predictions-topic records (:func:`prediction_record`)."""
+    return topic_records(scored, prediction_record(model, topic, scored_at))
+
+
+def dead_letter_records(rejected: DataFrame, topic: str) -> DataFrame:
+    """Rejected records (``REJECTED_SCHEMA``) as dead-letter-topic records
+    (:func:`dead_letter_record`)."""
+    record = dead_letter_record(
+        topic, F.col("key"), F.col("value"), F.col("error_kind"), F.col("error_detail")
+    )
+    return topic_records(rejected, record)
+
+
+def topic_records(rows: DataFrame, record: Column) -> DataFrame:
+    """``rows`` as what Spark's Kafka sink writes (``TOPIC_RECORD_COLUMNS``), one per row, from
+    a ``record`` struct such as :func:`prediction_record`'s."""
+    return rows.select(record.alias("_record")).select(
+        *[F.col(f"_record.{c}") for c in TOPIC_RECORD_COLUMNS]
     )
