@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 import mlflow
 import mlflow.spark
+import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -30,6 +31,7 @@ from benchmarks.figures import (
     CEILING,
     CEILING_MODEL,
     CONSUMER,
+    OTHER_PHASE,
     SERVICE_MLLIB,
     SERVICE_MLLIB_MALFORMED,
     SERVICE_PYFUNC,
@@ -45,10 +47,11 @@ from streaming.query.service import InferenceService
 from streaming.settings import DEFAULT_MAX_OFFSETS_PER_TRIGGER, ServiceSettings, Trigger
 from streaming.source.kafka import kafka_source_options, read_kafka_stream
 
-__all__ = ["Arm", "ArmRun", "Workbench", "make_arm"]
+__all__ = ["Arm", "ArmRun", "Workbench", "batch_phases_ms", "make_arm"]
 
 _COORDINATES = ("topic", "partition", "offset", "timestamp")
 _READY_TIMEOUT_S = 300
+_WHOLE_BATCH = "triggerExecution"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class ArmRun:
         batches: Micro-batches that read records (or consumer writes).
         peak_rss_bytes: Peak resident memory of the process tree doing the work.
         spark_jobs: Spark jobs its batches ran (``None`` without Spark).
+        phases_ms: Median milliseconds per phase of a micro-batch that read records, from
+            Spark's progress reports (``durationMs``: ``triggerExecution`` is the whole batch,
+            ``addBatch`` the write); empty without micro-batches.
     """
 
     started_s: float
@@ -68,10 +74,32 @@ class ArmRun:
     batches: int
     peak_rss_bytes: int
     spark_jobs: int | None
+    phases_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
         return self.finished_s - self.started_s
+
+
+def batch_phases_ms(progress: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The median of each ``durationMs`` phase over the given progress reports, slowest first,
+    and of ``other``: the part of each batch's ``triggerExecution`` that no phase names (the
+    engine's own bookkeeping between them).
+
+    Spark keeps the last ``spark.sql.streaming.numRecentProgressUpdates`` (100) reports, so a
+    long run gives its last hundred batches.
+    """
+    phases: dict[str, list[float]] = {}
+    for report in progress:
+        durations = {phase: float(ms) for phase, ms in (report.get("durationMs") or {}).items()}
+        whole = durations.get(_WHOLE_BATCH)
+        if whole is not None:
+            named = sum(ms for phase, ms in durations.items() if phase != _WHOLE_BATCH)
+            durations[OTHER_PHASE] = max(whole - named, 0.0)
+        for phase, ms in durations.items():
+            phases.setdefault(phase, []).append(ms)
+    medians = {phase: float(np.median(values)) for phase, values in phases.items()}
+    return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 
 @dataclass
@@ -198,13 +226,14 @@ class _StreamingArm(_DeltaOutput):
         assert query is not None
         self._end_query(query, timeout_s)
         finished = time.time()
-        batches = {p["batchId"] for p in query.recentProgress if p["numInputRows"] > 0}
+        reads = [p for p in query.recentProgress if p["numInputRows"] > 0]
         return ArmRun(
             started_s=self.started_s,
             finished_s=finished,
-            batches=len(batches),
+            batches=len({p["batchId"] for p in reads}),
             peak_rss_bytes=self.memory.stop(),
             spark_jobs=self.bench.jobs.in_group(str(query.runId)),
+            phases_ms=batch_phases_ms(reads),
         )
 
     def close(self) -> None:

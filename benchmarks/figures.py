@@ -61,6 +61,8 @@ READ_TIME = "readtime"
 PARTS = (STREAMING, READ_TIME)
 # The backlogs the service is started on, to time its first prediction.
 STARTUPS = ("small", "large")
+# The part of a micro-batch that none of the phases of Spark's progress report names.
+OTHER_PHASE = "other"
 
 _MIB = 1024 * 1024
 
@@ -125,6 +127,8 @@ class Latency(Figure):
         p50_ms: Median of commit time minus Kafka timestamp.
         p95_ms: 95th percentile of the same.
         p99_ms: 99th percentile of the same.
+        batches: Micro-batches that read records (the consumer: its writes; 0 for ``realtime``).
+        phases_ms: Median milliseconds per phase of those batches (Spark's ``durationMs``).
     """
 
     arm: str
@@ -136,6 +140,8 @@ class Latency(Figure):
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    batches: int = 0
+    phases_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def sent_rate(self) -> float | None:

@@ -75,8 +75,9 @@ def measure_latency(
             sent = send_at_rate(bench.bootstrap, topic, pool, rate, seconds)
             figure.sent, figure.send_seconds = sent.sent, sent.seconds
             wait_until(lambda: arm.landed() >= sent.sent, "drain", timeout_s)
-            arm.finish(timeout_s)
+            run = arm.finish(timeout_s)
             sample = arm.latencies()
+        figure.batches, figure.phases_ms = run.batches, run.phases_ms
         figure.landed = len(sample.latencies_ms)
         figure.landed_seconds = sample.span_ms / 1000
         p50, p95, p99 = np.percentile(sample.latencies_ms, [50, 95, 99])

@@ -19,7 +19,7 @@ import time
 from datetime import datetime
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from benchmarks.arms import ArmRun, Workbench
 from benchmarks.deltalog import LatencySample
@@ -42,15 +42,27 @@ def _epoch_ms(text: str) -> float:
 
 
 class _OutputReader:
-    """Reads the arm's two output topics as they fill, keeping what the figures need."""
+    """Reads the arm's two output topics as they fill, keeping what the figures need.
+
+    With librdkafka's consumer (``confluent-kafka``), as cheap as the load generator: the
+    reader shares the machine with the query it measures.
+    """
 
     def __init__(self, bootstrap: str, predictions: str, dead_letters: str) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"benchmark-reader-{predictions}",  # required; nothing is committed
+                "enable.auto.commit": False,
+            }
         )
-        partitions = [TopicPartition(t, p) for t in (predictions, dead_letters) for p in range(2)]
-        self.consumer.assign(partitions)
-        self.consumer.seek_to_beginning(*partitions)
+        self.consumer.assign(
+            [
+                TopicPartition(t, p, OFFSET_BEGINNING)
+                for t in (predictions, dead_letters)
+                for p in range(PARTITIONS)
+            ]
+        )
         self.predictions = predictions
         self.sources: set[tuple[int, int]] = set()
         self.latencies_ms: list[float] = []
@@ -58,15 +70,22 @@ class _OutputReader:
         self.last_output_ms = 0.0
 
     def read(self) -> int:
-        """Reads what arrived since the last call; returns the input records seen so far."""
-        for records in self.consumer.poll(timeout_ms=200, max_records=200_000).values():
-            for record in records:
-                if record.topic == self.predictions:
-                    self._prediction(record.value, record.timestamp)
-                else:
-                    headers = {k: v.decode() for k, v in record.headers or ()}
-                    source = (int(headers["source_partition"]), int(headers["source_offset"]))
-                    self.sources.add(source)
+        """Reads what arrived since the last call; returns the input records seen so far.
+
+        Raises:
+            RuntimeError: the consumer reported an error.
+        """
+        for record in self.consumer.consume(num_messages=100_000, timeout=0.2):
+            error = record.error()
+            if error is not None:
+                raise RuntimeError(f"reading the real-time arm's output: {error}")
+            if record.topic() == self.predictions:
+                self._prediction(record.value() or b"", record.timestamp()[1])
+            else:
+                pairs: list[tuple[str, bytes | None]] = list(record.headers() or [])  # type: ignore[arg-type]
+                headers = {k: (v or b"").decode() for k, v in pairs}
+                source = (int(headers["source_partition"]), int(headers["source_offset"]))
+                self.sources.add(source)
         return len(self.sources)
 
     def _prediction(self, value: bytes, output_ms: int) -> None:
@@ -91,7 +110,6 @@ class RealtimeArm:
     """``python -m streaming realtime`` on the run's broker, from the topic to two topics."""
 
     def __init__(self, bench: Workbench, topic: str, label: str) -> None:
-        assert PARTITIONS == 2, "the reader assigns two partitions per output topic"
         self.bench = bench
         self.topic = topic
         self.label = label

@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks.figures import (
     CEILING,
+    OTHER_PHASE,
     Drain,
     Figure,
     Latency,
@@ -124,6 +125,35 @@ def _latency_section(results: Results) -> list[str]:
     ]
 
 
+_PHASES = ("triggerExecution", "addBatch", "queryPlanning", "walCommit", "commitOffsets",
+           "latestOffset", "getBatch", OTHER_PHASE)  # fmt: skip
+
+
+def _phase_section(results: Results) -> list[str]:
+    figures = [f for f in results.latencies if f.phases_ms]
+    if not figures:
+        return []
+    header = ["arm", "offered events/s", "batches", *(f"{p} ms" for p in _PHASES)]
+
+    def cells(f: Latency) -> list[str]:
+        phases = [_number(f.phases_ms.get(p)) for p in _PHASES]
+        return [_number(f.offered_rate), _number(f.batches), *phases]
+
+    rows = [_row(f.arm, f, cells(f)) for f in figures]
+    return [
+        "## Where a live micro-batch's time goes (median ms per batch that read records)",
+        "",
+        *_table(header, rows),
+        "",
+        "From Spark's progress reports (`durationMs`) of the latency runs above: `addBatch` is",
+        "the write (for the service its whole `foreachBatch` call), `queryPlanning` the",
+        "planning of the batch's query, `walCommit` and `commitOffsets` the offset and commit",
+        "logs, `latestOffset`/`getBatch` the source, `other` what no phase names (the engine's",
+        "bookkeeping between phases). Each is a median of its own, so they need not add up.",
+        "",
+    ]
+
+
 def _startup_section(results: Results) -> list[str]:
     if not results.startups:
         return []
@@ -227,6 +257,7 @@ def markdown(results: Results) -> str:
         *_drain_section(results),
         *_malformed_section(results),
         *_latency_section(results),
+        *_phase_section(results),
         *_startup_section(results),
         *_read_time_section(results),
         _NOTES if results.drains else "",

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 from matplotlib import image
 
-from benchmarks.figures import ARMS, DRAIN_ARMS, LATENCY_ARMS, READERS, SERVICE_PYFUNC
+from benchmarks.arms import batch_phases_ms
+from benchmarks.figures import (
+    ARMS,
+    CEILING_MODEL,
+    DRAIN_ARMS,
+    LATENCY_ARMS,
+    READERS,
+    REALTIME,
+    SERVICE_MLLIB,
+    SERVICE_PYFUNC,
+)
 from benchmarks.maintenance import OTHER_DAY_APPENDS
 from tests.support import free_port
 
@@ -90,6 +100,11 @@ def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
     assert {f["arm"] for f in results["latencies"]} == set(LATENCY_ARMS)
     assert all(f["p99_ms"] is not None and f["landed"] > 0 for f in results["latencies"])
+    for figure in results["latencies"]:
+        micro_batches = figure["arm"] in (CEILING_MODEL, SERVICE_MLLIB)
+        assert (figure["batches"] > 0) == (figure["arm"] != REALTIME), figure  # writes
+        assert ("addBatch" in figure["phases_ms"]) == micro_batches, figure
+    assert "## Where a live micro-batch's time goes" in (smoke_run / "results.md").read_text()
     assert [s["backlog"] for s in results["startups"]] == ["small"]
     assert all(s["first_prediction_s"] is not None for s in results["startups"])
 
@@ -114,3 +129,19 @@ def test_read_time_before_and_after_compaction_is_filled_in(smoke_run: Path) -> 
 def test_plots_are_images(smoke_run: Path, name: str) -> None:
     pixels = image.imread(smoke_run / name)
     assert pixels.ndim == 3 and pixels.shape[0] > 100 and pixels.shape[1] > 100
+
+
+def test_batch_phases_are_medians_with_what_no_phase_names() -> None:
+    reports = [
+        {"durationMs": {"triggerExecution": 1000, "addBatch": 700, "walCommit": 100}},
+        {"durationMs": {"triggerExecution": 1400, "addBatch": 900, "walCommit": 300}},
+        {"durationMs": {"triggerExecution": 600, "addBatch": 500, "walCommit": 20}},
+    ]
+    assert batch_phases_ms(reports) == {
+        "triggerExecution": 1000.0,
+        "addBatch": 700.0,
+        "other": 200.0,  # of 200, 200 and 80
+        "walCommit": 100.0,
+    }
+    assert list(batch_phases_ms(reports)) == ["triggerExecution", "addBatch", "other", "walCommit"]
+    assert batch_phases_ms([]) == {}
