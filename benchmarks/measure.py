@@ -66,7 +66,7 @@ def measure_latency(
         topic = create_topic(bench.bootstrap, label, broker_time=True)
         arm: Arm
         if arm_name == REALTIME:
-            arm = RealtimeArm(bench, topic, label)
+            arm = RealtimeArm(bench, topic, label, rate, warm_up_s=seconds)
         else:
             arm = make_arm(arm_name, bench, topic, LIVE_TRIGGER, int(rate * seconds), label)
         with closing(arm):

@@ -237,8 +237,10 @@ Notes:
   load generator's own buffering is not counted): for the Delta arms the commit time
   (`commitInfo.timestamp`); for `realtime` (`python -m streaming realtime`, Spark Real-Time
   Mode, Kafka -> Kafka, its own process and session, `local[*]`) the output record's Kafka
-  timestamp (also the broker's), at-least-once, after a warm-up of its own (its process is
-  new; the Delta arms run on the warmed-up session), at the default checkpoint interval (60 s).
+  timestamp (also the broker's), at-least-once, after a warm-up of its own at the measured
+  rate, up to 15 s (its process is new; the Delta arms run on the warmed-up session), at the
+  default checkpoint interval (60 s): a 60 s window holds one checkpoint, when the query's
+  long-running tasks end and the next ones start, and scoring pauses.
 - Time to first prediction: from `Popen` to the first predictions commit holding rows; the
   process runs until the backlog is written, then gets SIGTERM.
 """

@@ -27,14 +27,25 @@ def test_the_archive_name_changes_with_the_java_it_was_written_by(
     assert class_archive_path(SPARK_JARS).parent == current.parent
 
 
-def test_the_test_session_driver_maps_the_archive(spark: SparkSession) -> None:
-    archive = class_archive_path(SPARK_JARS)
-    assert archive.is_file(), "scripts/setup writes it"
+def _vm_option(spark: SparkSession, name: str) -> str:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     diagnostics = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(
         jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
     )
-    assert diagnostics.getVMOption("SharedArchiveFile").getValue() == str(archive)
+    return str(diagnostics.getVMOption(name).getValue())
+
+
+def test_the_test_session_driver_maps_the_archive(spark: SparkSession) -> None:
+    archive = class_archive_path(SPARK_JARS)
+    assert archive.is_file(), "scripts/setup writes it"
+    assert _vm_option(spark, "SharedArchiveFile") == str(archive)
     # The JVM turns sharing off when it cannot map an archive.
-    assert diagnostics.getVMOption("UseSharedSpaces").getValue() == "true"
+    assert _vm_option(spark, "UseSharedSpaces") == "true"
+
+
+def test_the_driver_runs_the_serial_collector_with_the_archive(spark: SparkSession) -> None:
+    # The archive was written by a JVM with the same options; the collector keeps the
+    # process tree's memory down (infra.spark.DRIVER_JAVA_OPTIONS).
+    assert _vm_option(spark, "UseSerialGC") == "true"
+    assert _vm_option(spark, "UseG1GC") == "false"
