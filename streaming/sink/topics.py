@@ -22,11 +22,9 @@ __all__ = [
     "TOPIC_RECORD_COLUMNS",
     "dead_letter_headers",
     "dead_letter_record",
-    "dead_letter_records",
     "iso_utc",
     "prediction_json",
     "prediction_record",
-    "prediction_records",
     "source_key",
     "topic_records",
 ]
@@ -125,22 +123,6 @@ def dead_letter_record(
         value.alias("value"),
         dead_letter_headers(error_kind, error_detail).alias("headers"),
     )
-
-
-def prediction_records(
-    scored: DataFrame, model: ModelIdentity, topic: str, scored_at: Column
-) -> DataFrame:
-    """Scored rows as predictions-topic records (:func:`prediction_record`)."""
-    return topic_records(scored, prediction_record(model, topic, scored_at))
-
-
-def dead_letter_records(rejected: DataFrame, topic: str) -> DataFrame:
-    """Rejected records (``REJECTED_SCHEMA``) as dead-letter-topic records
-    (:func:`dead_letter_record`)."""
-    record = dead_letter_record(
-        topic, F.col("key"), F.col("value"), F.col("error_kind"), F.col("error_detail")
-    )
-    return topic_records(rejected, record)
 
 
 def topic_records(rows: DataFrame, record: Column) -> DataFrame:

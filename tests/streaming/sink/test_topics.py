@@ -9,7 +9,7 @@ import pytest
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import LinearRegression
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
@@ -25,7 +25,23 @@ from streaming.sink.tables import (
     REALTIME_PREDICTION_SCHEMA,
     REJECTED_SCHEMA,
 )
-from streaming.sink.topics import dead_letter_records, prediction_records
+from streaming.sink.topics import dead_letter_record, prediction_record, topic_records
+
+
+def prediction_records(
+    scored: DataFrame, model: ModelIdentity, topic: str, scored_at: Column
+) -> DataFrame:
+    """Scored rows as predictions-topic records, one per row."""
+    return topic_records(scored, prediction_record(model, topic, scored_at))
+
+
+def dead_letter_records(rejected: DataFrame, topic: str) -> DataFrame:
+    """Rejected records (``REJECTED_SCHEMA``) as dead-letter-topic records, one per row."""
+    record = dead_letter_record(
+        topic, F.col("key"), F.col("value"), F.col("error_kind"), F.col("error_detail")
+    )
+    return topic_records(rejected, record)
+
 
 AT = datetime(2026, 11, 26, 16, 55, 49, 123000)
 SCORED_AT = datetime(2026, 11, 26, 16, 55, 50, 7000)
