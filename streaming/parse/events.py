@@ -475,12 +475,11 @@ def _rejection(
 ) -> Column:
     """Why a record was rejected: the first kind that applies, with a detail naming the field
     and the value. Looks at the value again (untyped), so only for rejected records."""
-    keys = F.col("_keys")
     size = F.octet_length(F.col("value"))
     typed_schema = StructType([*schema.json_schema().fields, StructField(_CORRUPT, StringType())])
     # The value parsed on its own, leniently about what follows it and reporting a field of
     # the wrong type as a corrupt record, and untyped: to say what is wrong.
-    t = F.when(
+    lenient = F.when(
         size <= max_bytes,
         F.from_json(
             text,
@@ -488,7 +487,32 @@ def _rejection(
             {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_STRICT},
         ),
     )
-    raw = F.when(size <= max_bytes, F.from_json(text, "map<string,string>", _STRICT))
+    untyped = F.when(size <= max_bytes, F.from_json(text, "map<string,string>", _STRICT))
+    # Both parses are bound once per record and read through the lambda's variable: the
+    # diagnosis refers to them many times (some inside lambdas, once per field), and the
+    # higher-order functions it uses are evaluated without code generation, so without
+    # common-subexpression elimination.
+    parsed = F.array(F.struct(lenient.alias("t"), untyped.alias("raw")))
+    return F.transform(
+        parsed,
+        lambda p: _diagnosis(schema, rules, checks, confusions, text, max_bytes, p["t"], p["raw"]),
+    )[0]
+
+
+def _diagnosis(
+    schema: EventSchema,
+    rules: ParseRules,
+    checks: dict[str, list[_Check]],
+    confusions: list[_Check],
+    text: Column,
+    max_bytes: int,
+    t: Column,
+    raw: Column,
+) -> Column:
+    """The rejection reason of a record, given its value parsed leniently and typed (``t``)
+    and untyped (``raw``)."""
+    keys = F.col("_keys")
+    size = F.octet_length(F.col("value"))
     required = [n for n in schema.names if n in schema.required]
     missing = F.array_except(_string_array(required), F.coalesce(keys, _string_array([])))
     missing_detail = _joined(
@@ -519,6 +543,7 @@ def _rejection(
     duplicated = F.array_distinct(
         F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
     )
+    repeated = F.size(F.array_distinct(keys)) < F.size(keys)
     duplicate_detail = _joined(
         F.transform(duplicated, lambda k: F.concat(F.lit("field '"), k, F.lit("' given twice")))
     )
@@ -571,8 +596,9 @@ def _rejection(
             ErrorKind.MALFORMED_JSON,
             F.concat(F.lit("value is not valid JSON: "), _snippet(text)),
         ),
-        (duplicate_detail != "", ErrorKind.DUPLICATE_FIELD, duplicate_detail),
-        (missing_detail != "", ErrorKind.MISSING_FIELD, missing_detail),
+        # Conditions that are cheap to test; a detail is only worked out for its own kind.
+        (repeated, ErrorKind.DUPLICATE_FIELD, duplicate_detail),
+        (F.size(missing) > 0, ErrorKind.MISSING_FIELD, missing_detail),
         (mismatch_detail != "", ErrorKind.TYPE_MISMATCH, mismatch_detail),
         (_any([c.fails for c in confusions]), ErrorKind.TYPE_MISMATCH, _failing(confusions)),
         *[

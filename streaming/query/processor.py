@@ -208,12 +208,16 @@ class MicroBatchProcessor:
         version = model.identity.version
         judged = self._judge(model).judge(records)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
+        # The rejected record (with its reason) is a column of a projection, which Spark
+        # compiles, and the observation only collects that column: Spark evaluates observed
+        # metrics without code generation, where working out reasons costs far more.
+        with_rejected = judged.frame.select("*", judged.rejected_record().alias("_rejected"))
         observed = replace(
             judged,
-            frame=judged.frame.observe(
+            frame=with_rejected.observe(
                 observation,
                 F.count(F.lit(1)).alias("rows_in"),
-                F.collect_list(judged.rejected_record()).alias("rejected"),
+                F.collect_list("_rejected").alias("rejected"),
             ),
         )
         # The batch's lineage (batch id, scored-at) enters the plan as literals that Spark writes
