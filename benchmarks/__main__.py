@@ -133,12 +133,13 @@ def _parser() -> argparse.ArgumentParser:
         "first drain then pays the session's first compilations)",
     )
     add(
-        "--malformed-pairs",
+        "--drain-rounds",
         type=int,
-        default=_DEFAULTS.malformed_pairs,
+        default=_DEFAULTS.drain_rounds,
         metavar="N",
-        help="drains of the clean and the malformed topic by the service, alternately, for the "
-        "cost of malformed events (the median; default %(default)s)",
+        help="rounds of drains; in each, every arm on the Spark session drains once, in turn "
+        "(the consumer in the first only); an arm's figure is its median round, and so is the "
+        "cost of malformed events (default %(default)s)",
     )
     add("--keep-work", action="store_true", help="keep the work folder (tables, logs)")
     return p  # fmt: skip
@@ -147,9 +148,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the markdown table. Exit code 0, or 1 when the run broke off."""
     args = _parser().parse_args(argv)
-    if min(args.events, args.latency_seconds, args.appends, args.reads, args.malformed_pairs) <= 0:
+    if min(args.events, args.latency_seconds, args.appends, args.reads, args.drain_rounds) <= 0:
         _parser().error(
-            "--events, --latency-seconds, --appends, --reads and --malformed-pairs must be positive"
+            "--events, --latency-seconds, --appends, --reads and --drain-rounds must be positive"
         )
     options = Options(
         events=args.events,
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kafka_port=args.kafka_port,
         keep_work=args.keep_work,
         warm_up=args.warm_up,
-        malformed_pairs=args.malformed_pairs,
+        drain_rounds=args.drain_rounds,
     )
     env = dict(os.environ)
     python = env.get("PYSPARK_PYTHON") or sys.executable

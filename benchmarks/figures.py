@@ -89,10 +89,12 @@ class Drain(Figure):
         batches: Micro-batches (or consumer writes) it took.
         spark_jobs: Spark jobs run meanwhile (``None`` for the consumer, which has no Spark).
         peak_rss_bytes: Peak resident memory of the process tree doing the work.
+        round: Which round of drains it was part of (0: the first).
     """
 
     arm: str
     events: int
+    round: int = 0
     seconds: float | None = None
     batches: int | None = None
     spark_jobs: int | None = None
@@ -258,7 +260,10 @@ class MalformedPair:
 
 @dataclass
 class Results:
-    """Everything one run measured."""
+    """Everything one run measured.
+
+    ``drains`` holds every round's drain of every arm, in the order they ran.
+    """
 
     machine: Machine
     drains: list[Drain] = field(default_factory=list)
@@ -266,12 +271,36 @@ class Results:
     startups: list[Startup] = field(default_factory=list)
     compaction: TableCompaction | None = None
     reads: list[PartitionRead] = field(default_factory=list)
-    # The first pair is the two arms' drains above; the others are repeats, run alternately.
-    malformed_pairs: list[MalformedPair] = field(default_factory=list)
+
+    def drain_arms(self) -> list[str]:
+        """The arms that drained, in the order they first ran."""
+        return list(dict.fromkeys(d.arm for d in self.drains))
+
+    def rounds(self, arm: str) -> list[Drain]:
+        """Every drain of ``arm``, by round."""
+        return [d for d in self.drains if d.arm == arm]
 
     def drain(self, arm: str) -> Drain | None:
-        """The drain figure of ``arm``, if it was measured."""
-        return next((d for d in self.drains if d.arm == arm), None)
+        """The median drain of ``arm`` by throughput (the lower of the two middle ones for an
+        even count; a failed drain when none succeeded), if it was measured."""
+        rounds = self.rounds(arm)
+        measured = sorted(
+            (d for d in rounds if d.events_per_second is not None),
+            key=lambda d: d.events_per_second or 0.0,
+        )
+        if measured:
+            return measured[(len(measured) - 1) // 2]
+        return rounds[0] if rounds else None
+
+    @property
+    def malformed_pairs(self) -> list[MalformedPair]:
+        """The service's clean and malformed drains of each round."""
+        return [
+            MalformedPair(clean, malformed)
+            for clean, malformed in zip(
+                self.rounds(SERVICE_MLLIB), self.rounds(SERVICE_MLLIB_MALFORMED), strict=False
+            )
+        ]
 
 
 @contextmanager

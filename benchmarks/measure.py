@@ -26,9 +26,9 @@ def measure_drain(
     """Drain ``topic`` (``events`` records) with one arm, from its start to its last write.
 
     Args:
-        repeat: Which drain of this arm on this topic it is (0: the first), for its folder.
+        repeat: Which round of drains it is (0: the first), for its folder and figure.
     """
-    figure = Drain(arm_name, events)
+    figure = Drain(arm_name, events, round=repeat)
     say(f"drain: {arm_name} on {topic}")
     with recording_failure(figure):
         label = f"{arm_name}-drain-{topic}" + (f"-{repeat}" if repeat else "")

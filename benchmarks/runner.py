@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from benchmarks.arms import Workbench
 from benchmarks.figures import (
     ARMS,
+    CONSUMER,
     DRAIN_ARMS,
     LATENCY_ARMS,
     PARTS,
@@ -28,7 +29,6 @@ from benchmarks.figures import (
     STARTUPS,
     STREAMING,
     Machine,
-    MalformedPair,
     Results,
     Startup,
 )
@@ -74,9 +74,11 @@ class Options:
         seed: Seed of the events and models.
         keep_work: Keep the work folder (tables, logs) instead of deleting it.
         warm_up: Drain the small backlog once with the service before the measured drains.
-        malformed_pairs: Drains of the clean and the malformed topic by the service, run
-            alternately, that the cost of malformed events is taken from (the median); the
-            first pair is the two arms' own drains.
+        drain_rounds: Rounds of drains: in each, every selected arm on the run's Spark session
+            drains the topic once, in turn (the hand-written consumer in the first only). An
+            arm's figure is its median round, so that which arm ran first, and what the JIT had
+            compiled by then, does not decide the ratios; the cost of malformed events is the
+            median of the rounds' clean and malformed service drains.
     """
 
     events: int = 300_000  # with the rest of the defaults, about 15 minutes on 2 busy cores
@@ -93,7 +95,7 @@ class Options:
     seed: int = 7
     keep_work: bool = False
     warm_up: bool = True
-    malformed_pairs: int = 3
+    drain_rounds: int = 3
 
     @property
     def drain_timeout_s(self) -> float:
@@ -164,15 +166,18 @@ def _preload_topics(run: _Run) -> None:
 
 
 def _measure_in_process(run: _Run, bench: Workbench) -> None:
-    """Warm the session up, then the drains and the latency runs of the selected arms."""
+    """Warm the session up, then the rounds of drains and the latency runs of the selected
+    arms."""
     o = run.options
     if o.warm_up:
         warm_up = measure_drain(bench, SERVICE_MLLIB, _SMALL_TOPIC, o.small_backlog, 600)
         say(f"warm-up: {warm_up.error or 'done'}")
-    for arm in (a for a in o.arms if a in DRAIN_ARMS):
-        topic = _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
-        run.results.drains.append(measure_drain(bench, arm, topic, o.events, o.drain_timeout_s))
-    _measure_malformed_pairs(run, bench)
+    for round_ in range(o.drain_rounds):
+        for arm in _drain_arms(o, round_):
+            topic = _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
+            run.results.drains.append(
+                measure_drain(bench, arm, topic, o.events, o.drain_timeout_s, round_)
+            )
     pool = event_pool(_LIVE_POOL, o.seed + 2_000_000)
     for rate in o.rates:
         for arm in (a for a in LATENCY_ARMS if a in o.arms):
@@ -181,26 +186,12 @@ def _measure_in_process(run: _Run, bench: Workbench) -> None:
             )
 
 
-def _measure_malformed_pairs(run: _Run, bench: Workbench) -> None:
-    """Repeat the clean and the malformed drain alternately: one pair of drains is within the
-    noise of consecutive runs on a busy machine, the median of a few is not."""
-    o, results = run.options, run.results
-    clean, malformed = results.drain(SERVICE_MLLIB), results.drain(SERVICE_MLLIB_MALFORMED)
-    if clean is None or malformed is None:
-        return
-    results.malformed_pairs.append(MalformedPair(clean, malformed))
-    for repeat in range(1, o.malformed_pairs):
-        results.malformed_pairs.append(
-            MalformedPair(
-                *(
-                    measure_drain(bench, arm, topic, o.events, o.drain_timeout_s, repeat)
-                    for arm, topic in (
-                        (SERVICE_MLLIB, _CLEAN_TOPIC),
-                        (SERVICE_MLLIB_MALFORMED, _MALFORMED_TOPIC),
-                    )
-                )
-            )
-        )
+def _drain_arms(o: Options, round_: int) -> list[str]:
+    """The arms that drain in round ``round_``: every selected one in the first, then the ones
+    on the run's Spark session (the hand-written consumer is a new process each time, with
+    nothing of an earlier drain to warm it up, and slow)."""
+    arms = [a for a in o.arms if a in DRAIN_ARMS]
+    return arms if round_ == 0 else [a for a in arms if a != CONSUMER]
 
 
 def _measure_read_time(run: _Run, spark: SparkSession) -> None:

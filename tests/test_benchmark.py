@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,17 @@ from benchmarks.arms import batch_phases_ms
 from benchmarks.figures import (
     ARMS,
     CEILING_MODEL,
+    CONSUMER,
     DRAIN_ARMS,
     LATENCY_ARMS,
     READERS,
     REALTIME,
     SERVICE_MLLIB,
+    SERVICE_MLLIB_MALFORMED,
     SERVICE_PYFUNC,
+    Drain,
+    Machine,
+    Results,
 )
 from benchmarks.maintenance import OTHER_DAY_APPENDS
 from tests.support import free_port
@@ -66,7 +72,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # The pyfunc arm is the service arm with another model URI (its serving path is tested
         # in tests/streaming/query); a warm-up only matters for timings.
         "--arms", ",".join(_SMOKE_ARMS), "--no-warm-up",
-        "--malformed-pairs", "2",
+        "--drain-rounds", "2",
         "--out", str(out), "--kafka-port", str(_free_port_pair()),
     ]  # fmt: skip
     env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
@@ -75,25 +81,45 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_every_arm_has_a_throughput(smoke_run: Path) -> None:
+def test_every_arm_has_a_throughput_each_round(smoke_run: Path) -> None:
     markdown = (smoke_run / "results.md").read_text()
     assert "failed" not in markdown, markdown
-    drains = {d["arm"]: d for d in json.loads((smoke_run / "results.json").read_text())["drains"]}
-    assert set(drains) == _SMOKE_DRAINS
+    results = json.loads((smoke_run / "results.json").read_text())
+    rounds = Counter((d["arm"], d["round"]) for d in results["drains"])
+    consumer_rounds = {(CONSUMER, 0)} if CONSUMER in _SMOKE_DRAINS else set()
+    spark_arms = _SMOKE_DRAINS - {CONSUMER}
+    assert set(rounds) == {(a, r) for a in spark_arms for r in (0, 1)} | consumer_rounds
+    assert set(rounds.values()) == {1}
+    assert all(isinstance(d["events_per_second"], float) for d in results["drains"])
+    assert set(results["median_drains"]) == _SMOKE_DRAINS
     for arm in _SMOKE_DRAINS:
         assert f"| {arm} |" in markdown
-        assert isinstance(drains[arm]["events_per_second"], float), arm
 
 
-def test_the_malformed_cost_is_taken_from_alternating_pairs_of_drains(smoke_run: Path) -> None:
+def test_the_malformed_cost_is_taken_from_the_rounds(smoke_run: Path) -> None:
     results = json.loads((smoke_run / "results.json").read_text())
-    drains = {d["arm"]: d for d in results["drains"]}
-    first, repeat = results["malformed_pairs"]
-    for side, arm in (("clean", "service-mllib"), ("malformed", "service-mllib-malformed")):
-        assert first[side].items() <= drains[arm].items(), side
-        assert repeat[side]["arm"] == arm and repeat[side]["error"] is None, repeat
-        assert repeat[side]["seconds"] > 0, repeat
+    pairs = results["malformed_pairs"]
+    assert [(p["clean_round"], p["malformed_round"]) for p in pairs] == [(0, 0), (1, 1)]
+    assert all(p["ratio"] > 0 for p in pairs)
     assert "| median |" in (smoke_run / "results.md").read_text()
+
+
+def test_an_arms_figure_is_its_median_round() -> None:
+    results = Results(Machine(2, 1, "today", "scripts/benchmark", "versions"))
+    for round_, seconds in enumerate((10.0, 4.0, 5.0)):
+        results.drains.append(Drain(SERVICE_MLLIB, 100, round_, seconds))
+        results.drains.append(Drain(SERVICE_MLLIB_MALFORMED, 100, round_, seconds + 1))
+    results.drains.append(Drain(CONSUMER, 100, 0, None, error="broke"))
+    median = results.drain(SERVICE_MLLIB)
+    assert median is not None and (median.round, median.seconds) == (2, 5.0)
+    failed = results.drain(CONSUMER)
+    assert failed is not None and failed.error == "broke"
+    assert results.drain_arms() == [SERVICE_MLLIB, SERVICE_MLLIB_MALFORMED, CONSUMER]
+    assert [(p.clean.round, p.malformed.round) for p in results.malformed_pairs] == [
+        (0, 0),
+        (1, 1),
+        (2, 2),
+    ]
 
 
 def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
