@@ -81,7 +81,7 @@ class Options:
             median of the rounds' clean and malformed service drains.
     """
 
-    events: int = 300_000  # with the rest of the defaults, about 15 minutes on 2 busy cores
+    events: int = 300_000  # with the rest of the defaults, about 20 minutes on 2 cores
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 60.0
     arms: tuple[str, ...] = ARMS

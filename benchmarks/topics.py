@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import KafkaError, Message, Producer
-from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streaming.produce.synthetic import listing_events
@@ -62,14 +61,22 @@ def create_topic(bootstrap: str, name: str, broker_time: bool = False) -> str:
     return name
 
 
-def _bulk_producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks=1,
-        linger_ms=50,
-        batch_size=1024 * 1024,
-        max_request_size=8 * 1024 * 1024,
-    )
+def _delivering_producer(bootstrap: str, **settings: object) -> tuple[Producer, list[KafkaError]]:
+    """A librdkafka producer (acks from the partition leader) and the delivery errors it meets."""
+    failures: list[KafkaError] = []
+
+    def delivered(error: KafkaError | None, _: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    config = {"bootstrap.servers": bootstrap, "acks": "1", "on_delivery": delivered, **settings}
+    return Producer(config), failures
+
+
+def _flush(producer: Producer, failures: list[KafkaError], topic: str) -> None:
+    """Wait for every queued record; raise when one was not delivered."""
+    if producer.flush(60) or failures:
+        raise RuntimeError(f"{len(failures)} records were not delivered to {topic}: {failures[:1]}")
 
 
 def preload(bootstrap: str, topic: str, count: int, seed: int, malformed_every: int = 0) -> int:
@@ -80,19 +87,22 @@ def preload(bootstrap: str, topic: str, count: int, seed: int, malformed_every: 
 
     Returns:
         How many were sent.
+
+    Raises:
+        RuntimeError: a record was not delivered.
     """
     create_topic(bootstrap, topic)
-    producer = _bulk_producer(bootstrap)
+    producer, failures = _delivering_producer(
+        bootstrap, **{"linger.ms": 50, "batch.size": 1024 * 1024, "message.max.bytes": 8 << 20}
+    )
     sent = 0
-    try:
-        for chunk, start in enumerate(range(0, count, _CHUNK)):
-            size = min(_CHUNK, count - start)
-            for key, value in listing_events(size, seed + chunk, malformed_every):
-                producer.send(topic, key=key.encode(), value=value)
-            sent += size
-        producer.flush()
-    finally:
-        producer.close()
+    for chunk, start in enumerate(range(0, count, _CHUNK)):
+        size = min(_CHUNK, count - start)
+        for key, value in listing_events(size, seed + chunk, malformed_every):
+            _produce(producer, topic, key.encode(), value)
+        producer.poll(0)
+        sent += size
+    _flush(producer, failures, topic)
     return sent
 
 
@@ -140,15 +150,7 @@ def send_at_rate(
         RuntimeError: a record was not delivered.
     """
     total = int(rate * seconds)
-    failures: list[KafkaError] = []
-
-    def delivered(error: KafkaError | None, _: Message) -> None:
-        if error is not None:
-            failures.append(error)
-
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5, "on_delivery": delivered}
-    )
+    producer, failures = _delivering_producer(bootstrap, **{"linger.ms": 5})
     events = itertools.cycle(pool)
     sent = 0
     started = time.monotonic()
@@ -159,6 +161,5 @@ def send_at_rate(
         sent = max(sent, due)
         producer.poll(0)
         time.sleep(tick_s)
-    if producer.flush(60) or failures:
-        raise RuntimeError(f"{len(failures)} records were not delivered to {topic}: {failures[:1]}")
+    _flush(producer, failures, topic)
     return LiveSend(sent, time.monotonic() - started)
