@@ -429,7 +429,7 @@ class EventJudge:
             F.coalesce(ok, F.lit(False)).alias("_ok"),
             _flags(checks, flagged).alias("profile_flags"),
         ]
-        self.rejection = _rejection(schema, rules, checks, confusions, text, max_bytes)
+        self.rejection = _rejection(_Grounds(schema, rules, checks, confusions, text, max_bytes))
         self.valid_columns = [
             F.col(f"_typed.{EVENT_ID}").alias(EVENT_ID),
             *_key_columns(F.col("key")),
@@ -465,16 +465,22 @@ def judge_events(
     return EventJudge(schema, rules, profile).judge(records)
 
 
-def _rejection(
-    schema: EventSchema,
-    rules: ParseRules,
-    checks: dict[str, list[_Check]],
-    confusions: list[_Check],
-    text: Column,
-    max_bytes: int,
-) -> Column:
+@dataclass(frozen=True)
+class _Grounds:
+    """What a rejection's reason is worked out from, besides the record itself."""
+
+    schema: EventSchema
+    rules: ParseRules
+    checks: dict[str, list[_Check]]
+    confusions: list[_Check]
+    text: Column
+    max_bytes: int
+
+
+def _rejection(grounds: _Grounds) -> Column:
     """Why a record was rejected: the first kind that applies, with a detail naming the field
     and the value. Looks at the value again (untyped), so only for rejected records."""
+    schema, text, max_bytes = grounds.schema, grounds.text, grounds.max_bytes
     size = F.octet_length(F.col("value"))
     typed_schema = StructType([*schema.json_schema().fields, StructField(_CORRUPT, StringType())])
     # The value parsed on its own, leniently about what follows it and reporting a field of
@@ -493,24 +499,19 @@ def _rejection(
     # higher-order functions it uses are evaluated without code generation, so without
     # common-subexpression elimination.
     parsed = F.array(F.struct(lenient.alias("t"), untyped.alias("raw")))
-    return F.transform(
-        parsed,
-        lambda p: _diagnosis(schema, rules, checks, confusions, text, max_bytes, p["t"], p["raw"]),
-    )[0]
+    return F.transform(parsed, lambda p: _diagnosis(grounds, p["t"], p["raw"]))[0]
 
 
-def _diagnosis(
-    schema: EventSchema,
-    rules: ParseRules,
-    checks: dict[str, list[_Check]],
-    confusions: list[_Check],
-    text: Column,
-    max_bytes: int,
-    t: Column,
-    raw: Column,
-) -> Column:
+def _diagnosis(grounds: _Grounds, t: Column, raw: Column) -> Column:
     """The rejection reason of a record, given its value parsed leniently and typed (``t``)
     and untyped (``raw``)."""
+    schema, rules, checks, confusions = (
+        grounds.schema,
+        grounds.rules,
+        grounds.checks,
+        grounds.confusions,
+    )
+    text, max_bytes = grounds.text, grounds.max_bytes
     keys = F.col("_keys")
     size = F.octet_length(F.col("value"))
     required = [n for n in schema.names if n in schema.required]
