@@ -26,6 +26,7 @@ __all__ = [
     "InputFormat",
     "KafkaClientSettings",
     "LandSettings",
+    "MetricsCommand",
     "MicroBatchQueryCommand",
     "ParseCommand",
     "ProduceSettings",
@@ -339,7 +340,18 @@ class MicroBatchQueryCommand(QueryCommand):
         return parse_trigger(value) if isinstance(value, str) else value
 
 
-class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, MicroBatchQueryCommand):
+class MetricsCommand(StreamingCommand):
+    """A long-running command that can serve its figures to Prometheus."""
+
+    metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
+    metrics_host: str = Field(
+        "127.0.0.1", description="address /metrics binds (0.0.0.0 for every interface)"
+    )
+
+
+class ServiceSettings(
+    KafkaClientSettings, SparkCommand, ParseCommand, MicroBatchQueryCommand, MetricsCommand
+):
     """Everything the streaming service (``run``) needs, validated at start."""
 
     model_uri: str = Field(
@@ -372,10 +384,6 @@ class ServiceSettings(KafkaClientSettings, SparkCommand, ParseCommand, MicroBatc
         gt=0,
         description="compact both tables (Delta OPTIMIZE) in the background after every N "
         "batches that wrote rows; the stream keeps running meanwhile (default: never)",
-    )
-    metrics_port: int | None = Field(None, description="serve Prometheus /metrics on this port")
-    metrics_host: str = Field(
-        "127.0.0.1", description="address /metrics binds (0.0.0.0 for every interface)"
     )
 
     @field_validator("topic", mode="before")
@@ -500,7 +508,9 @@ def parse_checkpoint_interval(text: str) -> str:
     return trigger.interval
 
 
-class RealTimeSettings(KafkaClientSettings, SparkCommand, ParseCommand, QueryCommand):
+class RealTimeSettings(
+    KafkaClientSettings, SparkCommand, ParseCommand, QueryCommand, MetricsCommand
+):
     """``realtime``: score events in Spark's Real-Time Mode, Kafka topic to Kafka topics."""
 
     model_uri: str = Field(

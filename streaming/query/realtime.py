@@ -163,11 +163,23 @@ def admit_mllib(identity: ModelIdentity) -> None:
 
 
 class _CheckpointListener(BatchLogListener):
-    """One log line per checkpoint interval, and a signal at each batch boundary."""
+    """One log line per checkpoint interval, and a signal at each batch boundary.
+
+    Each batch (checkpoint interval) is counted once in ``inference_batches_total`` and its
+    records read in ``inference_records_in_total``: what Real-Time Mode reports at a
+    checkpoint, so the figures move once per interval.
+    """
 
     def __init__(self, query_name: str, metrics: ServiceMetrics) -> None:
         super().__init__(query_name, lambda batch_id: None, metrics)
         self.boundary = threading.Event()
+
+    def report(self, progress: dict[str, Any]) -> dict[str, Any] | None:
+        fields = super().report(progress)
+        if fields is not None:
+            self.metrics.batches.inc()
+            self.metrics.records_in.inc(int(progress.get("numInputRows") or 0))
+        return fields
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802  (Spark's API)
         super().onQueryProgress(event)
@@ -184,7 +196,8 @@ class RealTimeService:
         spark: The session (built by ``infra.spark``).
         settings: Validated settings.
         client: The MLflow registry client.
-        metrics: Where model swaps and batch figures are counted.
+        metrics: Where model swaps and batch figures are counted (served over HTTP when
+            ``settings.metrics_port`` is set).
     """
 
     spark: SparkSession
@@ -243,6 +256,8 @@ class RealTimeService:
         self.check_slots(partitions)
         check_kafka_access(self.spark, self._source_options())
         model = self.models.start()
+        if s.metrics_port is not None:
+            self.metrics.serve(s.metrics_port, s.metrics_host)
         self.listener = _CheckpointListener(s.query_name, self.metrics)
         self.spark.streams.addListener(self.listener)
         try:

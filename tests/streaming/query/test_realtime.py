@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -94,6 +95,17 @@ def _offsets_done(
     return set(range(count)) <= scored | rejected
 
 
+def _served_metrics(port: int) -> dict[str, float]:
+    """The samples ``/metrics`` serves on ``port``, by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def _refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "which was rejected" in r.getMessage()]
 
@@ -110,6 +122,7 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     source = _topic(kafka_bootstrap, "events")
     predictions, dead = _topic(kafka_bootstrap, "predictions"), _topic(kafka_bootstrap, "dead")
     v1 = registry.register_spark(base_model, training_frame(spark))
+    metrics_port = free_port()
     first = mixed_events(28)
     produce(kafka_bootstrap, source, first)
     argv = [
@@ -123,8 +136,10 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
         "--model-poll-seconds", "1",
         # Spark's shortest: a swap waits for the next boundary.
         "--checkpoint-interval", "5s",
+        "--metrics-port", str(metrics_port),
     ]  # fmt: skip
     produced = [len(first)]
+    served: dict[str, float] = {}
     final: list[int] = []
     refused: list[str] = []
     failures: list[BaseException] = []
@@ -169,6 +184,7 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
                 lambda: _offsets_done(spark, kafka_bootstrap, predictions, dead, produced[0]),
                 "the last events in the output topics",
             )
+            served.update(_served_metrics(metrics_port))
         except BaseException as e:
             failures.append(e)
         finally:
@@ -199,6 +215,13 @@ def test_realtime_scores_into_topics_as_the_service_would_and_follows_the_alias(
     v2 = max(versions)
     assert [f"MLlib models only; {registry.name} v{refused[0]} is a pyfunc" in m
             for m in _refusals(caplog)] == [True]  # fmt: skip
+
+    # Served while it ran: the version it serves, the one swap, and the checkpoints' figures
+    # (the records read until the newest checkpoint, at most those produced).
+    assert served["inference_model_version"] == int(v2)
+    assert served["inference_model_swaps_total"] == 1
+    assert served["inference_batches_total"] >= 1
+    assert 0 < served["inference_records_in_total"] <= produced[0]
 
     # Every input offset is in one of the two topics, at least once, and never in both.
     scored_offsets = {p["offset"] for p in scored}
