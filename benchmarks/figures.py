@@ -292,6 +292,10 @@ class Results:
             return measured[(len(measured) - 1) // 2]
         return rounds[0] if rounds else None
 
+    def median_drains(self) -> list[Drain]:
+        """Each arm's median drain (:meth:`drain`), in the order the arms first ran."""
+        return [d for d in map(self.drain, self.drain_arms()) if d is not None]
+
     @property
     def malformed_pairs(self) -> list[MalformedPair]:
         """The service's clean and malformed drains of each round."""

@@ -69,8 +69,7 @@ def _drain_section(results: Results) -> list[str]:
             _number(d.spark_jobs), _number(d.jobs_per_batch, 1), _number(d.peak_rss_mib), each,
         ]  # fmt: skip
 
-    medians = [d for d in map(results.drain, results.drain_arms()) if d is not None]
-    rows = [_row(d.arm, d, cells(d)) for d in medians]
+    rows = [_row(d.arm, d, cells(d)) for d in results.median_drains()]
     return [
         "## Drain throughput",
         "",
@@ -353,8 +352,7 @@ def _as_json(results: Results) -> dict[str, Any]:
     ):
         for item, figure in zip(data[group], getattr(results, group), strict=True):
             item.update({name: getattr(figure, name) for name in derived})
-    medians = (results.drain(arm) for arm in results.drain_arms())
-    data["median_drains"] = {d.arm: d.events_per_second for d in medians if d is not None}
+    data["median_drains"] = {d.arm: d.events_per_second for d in results.median_drains()}
     data["malformed_pairs"] = [
         {"clean_round": p.clean.round, "malformed_round": p.malformed.round, "ratio": p.ratio}
         for p in results.malformed_pairs
@@ -374,8 +372,7 @@ def write_outputs(results: Results, out: Path) -> str:
     (out / "results.md").write_text(text)
     (out / "results.json").write_text(json.dumps(_as_json(results), indent=2) + "\n")
     if results.drains:
-        medians = [d for d in map(results.drain, results.drain_arms()) if d is not None]
-        _plot_throughput(medians, out / "throughput.png")
+        _plot_throughput(results.median_drains(), out / "throughput.png")
         _plot_latency(results.latencies, out / "latency.png")
     if results.compaction is not None:
         _plot_read_time(results.reads, out / "readtime.png")
