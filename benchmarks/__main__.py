@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds each latency run sends (default %(default)s)",
     )
     add(
+        "--realtime-interval",
+        type=float,
+        default=_DEFAULTS.realtime_interval_s,
+        dest="realtime_interval_s",
+        metavar="S",
+        help="checkpoint interval of the real-time arm, seconds (at least 5); its latency "
+        "runs send for whole intervals, at least --latency-seconds, so that they hold the "
+        "checkpoints' pauses as the long run does (default %(default)g, the command's)",
+    )
+    add(
         "--arms",
         type=_choice_list(ARMS, "arm"),
         default=_DEFAULTS.arms,
@@ -152,10 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(
             "--events, --latency-seconds, --appends, --reads and --drain-rounds must be positive"
         )
+    if args.realtime_interval_s < 5:
+        _parser().error("--realtime-interval must be at least 5 (Real-Time Mode's minimum)")
     options = Options(
         events=args.events,
         rates=args.rates,
         latency_seconds=args.latency_seconds,
+        realtime_interval_s=args.realtime_interval_s,
         arms=args.arms,
         parts=args.parts,
         startups=args.startups,

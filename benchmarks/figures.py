@@ -129,6 +129,8 @@ class Latency(Figure):
         p50_ms: Median of commit time minus Kafka timestamp.
         p95_ms: 95th percentile of the same.
         p99_ms: 99th percentile of the same.
+        max_ms: The slowest row's.
+        seconds: How long the load was sent (the real-time arm: whole checkpoint intervals).
         batches: Micro-batches that read records (the consumer: its writes; 0 for ``realtime``).
         phases_ms: Median milliseconds per phase of those batches (Spark's ``durationMs``).
     """
@@ -142,6 +144,8 @@ class Latency(Figure):
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    max_ms: float | None = None
+    seconds: float | None = None
     batches: int = 0
     phases_ms: dict[str, float] = field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import closing
 
@@ -43,6 +44,16 @@ def measure_drain(
     return figure
 
 
+def realtime_window(seconds: float, checkpoint_interval_s: float) -> float:
+    """The real-time arm's window: whole checkpoint intervals, at least ``seconds``.
+
+    Each checkpoint pauses Real-Time Mode's scoring for up to a second; a window of whole
+    intervals holds as many pauses per record as the long run does. A shorter window would
+    hold one pause or none, depending on when it started.
+    """
+    return checkpoint_interval_s * max(1, math.ceil(seconds / checkpoint_interval_s - 1e-9))
+
+
 def measure_latency(
     bench: Workbench,
     arm_name: str,
@@ -50,8 +61,10 @@ def measure_latency(
     seconds: float,
     pool: Sequence[tuple[bytes, bytes]],
     timeout_s: float,
+    realtime_interval_s: float,
 ) -> Latency:
-    """Send ``rate`` events/s for ``seconds`` to a fresh topic while the arm runs continuously.
+    """Send ``rate`` events/s for ``seconds`` to a fresh topic while the arm runs continuously
+    (the real-time arm, at ``realtime_interval_s`` between checkpoints: for whole intervals).
 
     A row's latency is the time it became visible to readers minus its input's Kafka record
     timestamp: for a Delta arm the commit time (``commitInfo.timestamp``), for the real-time arm
@@ -59,14 +72,16 @@ def measure_latency(
     it appends them (``LogAppendTime``): on two cores the Python producer's own buffering can
     fall behind at 5,000 events/s, and that is the load generator's delay, not the arm's.
     """
-    figure = Latency(arm_name, rate)
+    if arm_name == REALTIME:
+        seconds = realtime_window(seconds, realtime_interval_s)
+    figure = Latency(arm_name, rate, seconds=seconds)
     label = f"{arm_name}-live-{rate}"
     say(f"latency: {arm_name} at {rate} events/s for {seconds:.0f}s")
     with recording_failure(figure):
         topic = create_topic(bench.bootstrap, label, broker_time=True)
         arm: Arm
         if arm_name == REALTIME:
-            arm = RealtimeArm(bench, topic, label, rate, warm_up_s=seconds)
+            arm = RealtimeArm(bench, topic, label, rate, seconds, realtime_interval_s)
         else:
             arm = make_arm(arm_name, bench, topic, LIVE_TRIGGER, int(rate * seconds), label)
         with closing(arm):
@@ -82,4 +97,5 @@ def measure_latency(
         figure.landed_seconds = sample.span_ms / 1000
         p50, p95, p99 = np.percentile(sample.latencies_ms, [50, 95, 99])
         figure.p50_ms, figure.p95_ms, figure.p99_ms = float(p50), float(p95), float(p99)
+        figure.max_ms = float(np.max(sample.latencies_ms))
     return figure

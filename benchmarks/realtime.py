@@ -115,13 +115,20 @@ class RealtimeArm:
     """``python -m streaming realtime`` on the run's broker, from the topic to two topics."""
 
     def __init__(
-        self, bench: Workbench, topic: str, label: str, rate: int, warm_up_s: float
+        self,
+        bench: Workbench,
+        topic: str,
+        label: str,
+        rate: int,
+        warm_up_s: float,
+        checkpoint_interval_s: float,
     ) -> None:
         self.bench = bench
         self.topic = topic
         self.label = label
         self.rate = rate
         self.warm_up_s = min(warm_up_s, _WARM_UP_S)
+        self.checkpoint_interval_s = checkpoint_interval_s
         self.folder = bench.folder(label)
         self.log = self.folder / "realtime.log"
         self.predictions_topic = f"{label}-predictions"
@@ -134,7 +141,6 @@ class RealtimeArm:
     def start(self) -> None:
         create_topic(self.bench.bootstrap, self.predictions_topic, broker_time=True)
         create_topic(self.bench.bootstrap, self.dead_letter_topic, broker_time=True)
-        # At the default checkpoint interval (60 s).
         command = [
             self.bench.python, "-m", "streaming", "realtime",
             "--bootstrap-servers", self.bench.bootstrap,
@@ -144,6 +150,7 @@ class RealtimeArm:
             "--model-uri", self.bench.models.mllib_uri,
             "--checkpoint", str(self.folder / "checkpoint"),
             "--home", str(self.folder),
+            "--checkpoint-interval", f"{self.checkpoint_interval_s:g}s",
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

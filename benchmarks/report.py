@@ -115,13 +115,14 @@ def _malformed_section(results: Results) -> list[str]:
 def _latency_section(results: Results) -> list[str]:
     if not results.latencies:
         return []
-    header = ["arm", "offered events/s", "sent events/s", "landed events/s", "rows",
-              "p50 ms", "p95 ms", "p99 ms"]  # fmt: skip
+    header = ["arm", "offered events/s", "seconds", "sent events/s", "landed events/s",
+              "rows", "p50 ms", "p95 ms", "p99 ms", "max ms"]  # fmt: skip
 
     def cells(f: Latency) -> list[str]:
         return [
-            _number(f.offered_rate), _number(f.sent_rate), _number(f.landed_rate),
-            _number(f.landed), _number(f.p50_ms), _number(f.p95_ms), _number(f.p99_ms),
+            _number(f.offered_rate), _number(f.seconds), _number(f.sent_rate),
+            _number(f.landed_rate), _number(f.landed), _number(f.p50_ms), _number(f.p95_ms),
+            _number(f.p99_ms), _number(f.max_ms),
         ]  # fmt: skip
 
     rows = [_row(f.arm, f, cells(f)) for f in results.latencies]
@@ -246,9 +247,11 @@ Notes:
   (`commitInfo.timestamp`); for `realtime` (`python -m streaming realtime`, Spark Real-Time
   Mode, Kafka -> Kafka, its own process and session, `local[*]`) the output record's Kafka
   timestamp (also the broker's), at-least-once, after a warm-up of its own at the measured
-  rate, up to 15 s (its process is new; the Delta arms run on the warmed-up session), at the
-  default checkpoint interval (60 s): a 60 s window holds one checkpoint, when the query's
-  long-running tasks end and the next ones start, and scoring pauses.
+  rate, up to 15 s (its process is new; the Delta arms run on the warmed-up session). Its
+  window is whole checkpoint intervals (`--realtime-interval`, by default the command's own
+  default, 5 minutes), so that it holds as many checkpoints per record as the long run: at
+  each, the query's long-running tasks end, the next ones start, and scoring pauses (the
+  `max ms` column).
 - Time to first prediction: from `Popen` to the first predictions commit holding rows; the
   process runs until the backlog is written, then gets SIGTERM.
 """

@@ -41,6 +41,7 @@ from benchmarks.topics import event_pool, local_broker, preload
 from infra.paths import ProjectHome
 from infra.spark import build_spark_session, stop_spark
 from infra.tracking import TrackingStore, configure_tracking
+from streaming.settings import DEFAULT_CHECKPOINT_INTERVAL, interval_seconds
 
 __all__ = ["CHECKOUT", "Options", "describe_machine", "run"]
 
@@ -61,7 +62,9 @@ class Options:
     Attributes:
         events: Events pre-loaded for the drains (and the large backlog).
         rates: Offered loads of the latency runs, events per second.
-        latency_seconds: How long each latency run sends.
+        latency_seconds: How long each latency run sends (the real-time arm: whole checkpoint
+            intervals, at least this long).
+        realtime_interval_s: The real-time arm's checkpoint interval.
         arms: The arms to measure (a subset of ``ARMS``).
         parts: The parts to run (a subset of ``PARTS``): the arms on the broker (``streaming``),
             the reads of a day's partition before and after compaction (``readtime``).
@@ -84,6 +87,7 @@ class Options:
     events: int = 300_000  # with the rest of the defaults, about 20 minutes on 2 cores
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 60.0
+    realtime_interval_s: float = interval_seconds(DEFAULT_CHECKPOINT_INTERVAL)
     arms: tuple[str, ...] = ARMS
     parts: tuple[str, ...] = PARTS
     appends: int = DEFAULT_APPENDS
@@ -182,7 +186,15 @@ def _measure_in_process(run: _Run, bench: Workbench) -> None:
     for rate in o.rates:
         for arm in (a for a in LATENCY_ARMS if a in o.arms):
             run.results.latencies.append(
-                measure_latency(bench, arm, rate, o.latency_seconds, pool, _LATENCY_DRAIN_TIMEOUT_S)
+                measure_latency(
+                    bench,
+                    arm,
+                    rate,
+                    o.latency_seconds,
+                    pool,
+                    _LATENCY_DRAIN_TIMEOUT_S,
+                    o.realtime_interval_s,
+                )
             )
 
 

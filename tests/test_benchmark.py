@@ -30,6 +30,7 @@ from benchmarks.figures import (
     Results,
 )
 from benchmarks.maintenance import OTHER_DAY_APPENDS
+from benchmarks.measure import realtime_window
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # in tests/streaming/query); a warm-up only matters for timings.
         "--arms", ",".join(_SMOKE_ARMS), "--no-warm-up",
         "--drain-rounds", "2",
+        # Real-Time Mode's shortest checkpoint interval: the real-time arm sends for 5 s.
+        "--realtime-interval", "5",
         "--out", str(out), "--kafka-port", str(_free_port_pair()),
     ]  # fmt: skip
     env = {**os.environ, "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable)}
@@ -127,12 +130,25 @@ def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
     assert {f["arm"] for f in results["latencies"]} == set(LATENCY_ARMS)
     assert all(f["p99_ms"] is not None and f["landed"] > 0 for f in results["latencies"])
     for figure in results["latencies"]:
+        assert figure["p99_ms"] <= figure["max_ms"], figure
+        # The smoke run sends for 3 s; the real-time arm for one 5 s checkpoint interval.
+        assert figure["seconds"] == (5 if figure["arm"] == REALTIME else 3), figure
         micro_batches = figure["arm"] in (CEILING_MODEL, SERVICE_MLLIB)
         assert (figure["batches"] > 0) == (figure["arm"] != REALTIME), figure  # writes
         assert ("addBatch" in figure["phases_ms"]) == micro_batches, figure
     assert "## Where a live micro-batch's time goes" in (smoke_run / "results.md").read_text()
     assert [s["backlog"] for s in results["startups"]] == ["small"]
     assert all(s["first_prediction_s"] is not None for s in results["startups"])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "interval", "window"),
+    [(60, 300, 300), (300, 300, 300), (301, 300, 600), (3, 5, 5), (60, 5, 60), (62, 5, 65)],
+)
+def test_the_realtime_window_is_whole_checkpoint_intervals(
+    seconds: float, interval: float, window: float
+) -> None:
+    assert realtime_window(seconds, interval) == window
 
 
 def test_read_time_before_and_after_compaction_is_filled_in(smoke_run: Path) -> None:
