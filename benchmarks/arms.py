@@ -64,6 +64,7 @@ class ArmRun:
         batches: Micro-batches that read records (or consumer writes).
         peak_rss_bytes: Peak resident memory of the process tree doing the work.
         spark_jobs: Spark jobs its batches ran (``None`` without Spark).
+        spilled_bytes: Bytes those jobs spilled to disk (``None`` without Spark).
         phases_ms: Median milliseconds per phase of a micro-batch that read records, from
             Spark's progress reports (``durationMs``: ``triggerExecution`` is the whole batch,
             ``addBatch`` the write); empty without micro-batches.
@@ -74,6 +75,7 @@ class ArmRun:
     batches: int
     peak_rss_bytes: int
     spark_jobs: int | None
+    spilled_bytes: int | None = None
     phases_ms: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -227,12 +229,14 @@ class _StreamingArm(_DeltaOutput):
         self._end_query(query, timeout_s)
         finished = time.time()
         reads = [p for p in query.recentProgress if p["numInputRows"] > 0]
+        group = self.bench.jobs.in_group(str(query.runId))
         return ArmRun(
             started_s=self.started_s,
             finished_s=finished,
             batches=len({p["batchId"] for p in reads}),
             peak_rss_bytes=self.memory.stop(),
-            spark_jobs=self.bench.jobs.in_group(str(query.runId)),
+            spark_jobs=group.jobs,
+            spilled_bytes=group.spilled_bytes,
             phases_ms=batch_phases_ms(reads),
         )
 

@@ -88,6 +88,7 @@ class Drain(Figure):
         seconds: From the arm's start (query or consumer start) until every offset was written.
         batches: Micro-batches (or consumer writes) it took.
         spark_jobs: Spark jobs run meanwhile (``None`` for the consumer, which has no Spark).
+        spilled_bytes: Bytes those jobs spilled to disk (``None`` for the consumer).
         peak_rss_bytes: Peak resident memory of the process tree doing the work.
         round: Which round of drains it was part of (0: the first).
     """
@@ -98,6 +99,7 @@ class Drain(Figure):
     seconds: float | None = None
     batches: int | None = None
     spark_jobs: int | None = None
+    spilled_bytes: int | None = None
     peak_rss_bytes: int | None = None
 
     @property
@@ -113,6 +115,10 @@ class Drain(Figure):
     @property
     def peak_rss_mib(self) -> float | None:
         return None if self.peak_rss_bytes is None else self.peak_rss_bytes / _MIB
+
+    @property
+    def spilled_mib(self) -> float | None:
+        return None if self.spilled_bytes is None else self.spilled_bytes / _MIB
 
 
 @dataclass

@@ -40,6 +40,7 @@ def measure_drain(
         figure.seconds = run.seconds
         figure.batches = run.batches
         figure.spark_jobs = run.spark_jobs
+        figure.spilled_bytes = run.spilled_bytes
         figure.peak_rss_bytes = run.peak_rss_bytes
     return figure
 

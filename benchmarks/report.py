@@ -59,14 +59,16 @@ def _drain_section(results: Results) -> list[str]:
     ceiling = results.drain(CEILING)
     base = ceiling.events_per_second if ceiling else None
     header = ["arm", "events", "seconds", "events/s", "vs ceiling", "batches", "Spark jobs",
-              "jobs/batch", "peak memory (MiB)", "each round, events/s"]  # fmt: skip
+              "jobs/batch", "spilled (MiB)", "peak memory (MiB)",
+              "each round, events/s"]  # fmt: skip
 
     def cells(d: Drain) -> list[str]:
         each = ", ".join(_number(r.events_per_second) for r in results.rounds(d.arm))
         return [
             _number(d.events), _number(d.seconds, 1), _number(d.events_per_second),
             _number(_ratio(d.events_per_second, base), 2), _number(d.batches),
-            _number(d.spark_jobs), _number(d.jobs_per_batch, 1), _number(d.peak_rss_mib), each,
+            _number(d.spark_jobs), _number(d.jobs_per_batch, 1),
+            _number(d.spilled_mib, 1), _number(d.peak_rss_mib), each,
         ]  # fmt: skip
 
     rows = [_row(d.arm, d, cells(d)) for d in results.median_drains()]
@@ -237,7 +239,8 @@ Notes:
 - Drain: events / seconds from the arm's start (query start; consumer start after its model
   loaded) until its last write. The Spark arms share one session (`local[*]`) started before;
   the consumer is kafka-python + the scikit-learn pyfunc + delta-rs in its own process.
-- Spark jobs: jobs in the query's job group (its run id), from the Spark UI REST API; batches:
+- Spark jobs: jobs in the query's job group (its run id), from the Spark UI REST API; spilled:
+  what their stages wrote to disk for want of memory (`diskBytesSpilled`); batches:
   micro-batches that read records.
 - Peak memory: resident memory of the process tree doing the work, sampled every 0.5 s (for
   the Spark arms the whole benchmark process with its JVM, whose heap does not shrink).

@@ -1,4 +1,5 @@
-"""Spark jobs counted through the Spark UI's REST API (``/api/v1/applications/<id>/jobs``).
+"""Spark jobs counted through the Spark UI's REST API (``/api/v1/applications/<id>/jobs`` and
+``.../stages``).
 
 A streaming query runs every job of its batches, those of ``foreachBatch`` included, in a job
 group named after its run id.
@@ -9,11 +10,26 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
-__all__ = ["SparkJobs"]
+__all__ = ["JobGroup", "SparkJobs"]
+
+
+@dataclass(frozen=True)
+class JobGroup:
+    """What the jobs of one job group did.
+
+    Attributes:
+        jobs: How many jobs ran in it.
+        spilled_bytes: Bytes their stages spilled from memory to disk (Spark's
+            ``diskBytesSpilled``: what an execution that ran out of memory wrote).
+    """
+
+    jobs: int
+    spilled_bytes: int
 
 
 @dataclass(frozen=True)
@@ -41,9 +57,18 @@ class SparkJobs:
         port = urlsplit(context.uiWebUrl).port
         return cls(f"http://127.0.0.1:{port}", context.applicationId)
 
-    def in_group(self, group: str) -> int:
-        """How many jobs ran in job group ``group`` (a streaming query's run id)."""
-        address = f"{self.url}/api/v1/applications/{self.app_id}/jobs"
+    def _get(self, what: str) -> list[dict[str, Any]]:
+        address = f"{self.url}/api/v1/applications/{self.app_id}/{what}"
         with urllib.request.urlopen(address, timeout=30) as response:
-            jobs = json.load(response)
-        return sum(1 for job in jobs if job.get("jobGroup") == group)
+            return list(json.load(response))
+
+    def in_group(self, group: str) -> JobGroup:
+        """The jobs of job group ``group`` (a streaming query's run id) and their spill."""
+        jobs = [job for job in self._get("jobs") if job.get("jobGroup") == group]
+        stage_ids = {stage for job in jobs for stage in job.get("stageIds", ())}
+        spilled = sum(
+            int(stage.get("diskBytesSpilled") or 0)
+            for stage in self._get("stages")
+            if stage.get("stageId") in stage_ids
+        )
+        return JobGroup(len(jobs), spilled)

@@ -93,6 +93,10 @@ def test_every_arm_has_a_throughput_each_round(smoke_run: Path) -> None:
     spark_arms = _SMOKE_DRAINS - {CONSUMER}
     assert set(rounds) == {(a, r) for a in spark_arms for r in (0, 1)} | consumer_rounds
     assert set(rounds.values()) == {1}
+    # Spark's arms say what their jobs spilled (a smoke run's batches fit in memory).
+    assert {d["arm"]: d["spilled_bytes"] for d in results["drains"] if d["arm"] in spark_arms} == {
+        a: 0 for a in spark_arms
+    }
     assert all(isinstance(d["events_per_second"], float) for d in results["drains"])
     assert set(results["median_drains"]) == _SMOKE_DRAINS
     for arm in _SMOKE_DRAINS:
