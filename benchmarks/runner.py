@@ -84,7 +84,7 @@ class Options:
             median of the rounds' clean and malformed service drains.
     """
 
-    events: int = 300_000  # with the rest of the defaults, about 20 minutes on 2 cores
+    events: int = 300_000  # with the rest of the defaults, about 30 minutes on 2 cores
     rates: tuple[int, ...] = (1000, 5000)
     latency_seconds: float = 60.0
     realtime_interval_s: float = interval_seconds(DEFAULT_CHECKPOINT_INTERVAL)

@@ -262,6 +262,18 @@ REALTIME = [
 ]  # fmt: skip
 
 
+def test_realtime_checkpoints_every_five_minutes_unless_told_otherwise() -> None:
+    # Spark's own default for the trigger: each checkpoint pauses scoring for up to a second,
+    # and over five minutes at 5,000 events/s that stays under the p99.
+    default = build_settings(build_parser().parse_args(REALTIME), {})
+    assert isinstance(default, RealTimeSettings)
+    assert default.checkpoint_interval == "5 minutes"
+    chosen = build_settings(
+        build_parser().parse_args([*REALTIME, "--checkpoint-interval", "1m"]), {}
+    )
+    assert isinstance(chosen, RealTimeSettings) and chosen.checkpoint_interval == "1 minutes"
+
+
 def test_realtime_options_read_from_the_environment_and_pass_credentials_through() -> None:
     jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required password="hunter2";'
     env = {
