@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmarks.figures import ARMS, PARTS, STARTUPS
 from benchmarks.report import write_outputs
 from benchmarks.runner import Options, run
+from streaming.settings import parse_checkpoint_interval
 
 _DEFAULTS = Options()
 
@@ -162,8 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error(
             "--events, --latency-seconds, --appends, --reads and --drain-rounds must be positive"
         )
-    if args.realtime_interval_s < 5:
-        _parser().error("--realtime-interval must be at least 5 (Real-Time Mode's minimum)")
+    try:
+        # The interval the real-time arm passes to `realtime`, checked as the command checks it.
+        parse_checkpoint_interval(f"{args.realtime_interval_s:g}s")
+    except ValueError as e:
+        _parser().error(f"--realtime-interval {args.realtime_interval_s:g} {e}")
     options = Options(
         events=args.events,
         rates=args.rates,

@@ -52,7 +52,7 @@ def realtime_window(seconds: float, checkpoint_interval_s: float) -> float:
     intervals holds as many pauses per record as the long run does. A shorter window would
     hold one pause or none, depending on when it started.
     """
-    return checkpoint_interval_s * max(1, math.ceil(seconds / checkpoint_interval_s - 1e-9))
+    return checkpoint_interval_s * math.ceil(seconds / checkpoint_interval_s)
 
 
 def measure_latency(
