@@ -43,6 +43,12 @@ class ServiceMetrics:
         self.model_swaps = Counter(
             "inference_model_swaps", "Model versions swapped in at a batch boundary", registry=r
         )
+        self.query_restarts = Counter(
+            "inference_query_restarts",
+            "Times the query was stopped and started again from its checkpoint, to judge "
+            "records with a new model version's judge in its own plan",
+            registry=r,
+        )
         self.model_swap_failures = Counter(
             "inference_model_swap_failures",
             "Model versions or registry look-ups that failed; the current model kept serving",

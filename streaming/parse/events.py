@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
     "LANDING_KINDS",
     "PROFILE_KINDS",
+    "VERDICT_COLUMNS",
     "ErrorKind",
     "EventJudge",
     "JudgedEvents",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _KAFKA_COORDINATES = ("topic", "partition", "offset", "timestamp")
+# The columns :meth:`EventJudge.verdicts` adds to the records.
+VERDICT_COLUMNS = ("_typed", "_keys", "_one", "_ok", "profile_flags", "_rejected")
 _RAW_SNIPPET = 80
 # Kafka's own default largest message; a bigger value is quarantined unparsed.
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
@@ -447,6 +450,21 @@ class EventJudge:
             .select(*kept, *self._unwrap)
             .select(*kept, *self._verdict)
         )
+        return self.judged(frame)
+
+    def verdicts(self, records: DataFrame) -> JudgedEvents:
+        """Judge ``records`` like :meth:`judge`, plus ``_rejected``: the record with its reason
+        (:meth:`JudgedEvents.rejected_record`) where it is rejected, else null.
+
+        Every column is a projection Spark compiles; the reason is worked out only for a
+        rejected record. This is the plan a streaming query can carry: analysed once when
+        the query starts, it adds the columns of :data:`VERDICT_COLUMNS` to each batch.
+        """
+        judged = self.judge(records)
+        return self.judged(judged.frame.select("*", judged.rejected_record().alias("_rejected")))
+
+    def judged(self, frame: DataFrame) -> JudgedEvents:
+        """``frame``, records this judge has judged already, with the judge's verdict columns."""
         return JudgedEvents(
             frame=frame,
             rejection=self.rejection,
@@ -643,11 +661,9 @@ def valid_rows(judged: JudgedEvents) -> DataFrame:
 
 def rejected_rows(judged: JudgedEvents) -> DataFrame:
     """The records to quarantine, raw, with their reason (see :class:`ParsedEvents`)."""
-    return (
-        judged.frame.where(~F.col("_ok"))
-        .select(judged.rejected_record().alias("_rejected"))
-        .select("_rejected.*")
-    )
+    frame = judged.frame
+    rejected = F.col("_rejected") if "_rejected" in frame.columns else judged.rejected_record()
+    return frame.where(~F.col("_ok")).select(rejected.alias("_rejected")).select("_rejected.*")
 
 
 def parse_events(

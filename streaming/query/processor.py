@@ -21,7 +21,9 @@ from pyspark.sql import functions as F
 from streaming.ops.metrics import ServiceMetrics
 from streaming.ops.outcome import BatchOutcome
 from streaming.parse.events import (
+    VERDICT_COLUMNS,
     EventJudge,
+    JudgedEvents,
     ParseRules,
     rejected_rows,
     valid_rows,
@@ -88,8 +90,8 @@ class JudgeCache:
             return judge
         judge = EventJudge(model.schema, self.rules, model.profile)
         with self._lock:
-            if len(self._judges) >= _JUDGES_KEPT:
-                self._judges.clear()
+            while len(self._judges) >= _JUDGES_KEPT:  # the oldest goes
+                del self._judges[next(iter(self._judges))]
             self._judges[model.identity] = judge
         return judge
 
@@ -116,6 +118,10 @@ class MicroBatchProcessor:
             judged against its model's signature and data profile.
         judges: Where the judges of the model versions are kept (one built from ``rules``
             when not given); pass the one the model loader also fills.
+        stream_judge: The judge whose verdicts the stream's own plan adds to each batch
+            (:meth:`EventJudge.verdicts`, from ``judges``), or ``None`` when the batches come
+            as Kafka records. A batch whose model has another judge is judged in the batch,
+            and ``restart_wanted`` is set: the query should be started again with that judge.
     """
 
     def __init__(
@@ -132,6 +138,7 @@ class MicroBatchProcessor:
         judges: JudgeCache | None = None,
         after_batch: Callable[[BatchOutcome], None] | None = None,
         ready: Callable[[], object] | None = None,
+        stream_judge: EventJudge | None = None,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -144,12 +151,34 @@ class MicroBatchProcessor:
         self.judges = judges or JudgeCache(rules)
         self.after_batch = after_batch
         self.ready = ready
+        self.stream_judge = stream_judge
+        self.restart_wanted = threading.Event()
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
         self._outcomes: dict[int, BatchOutcome] = {}
 
     def _judge(self, model: LoadedModel) -> EventJudge:
         return self.judges.for_model(model)
+
+    def _judged(self, records: DataFrame, model: LoadedModel, batch_id: int) -> JudgedEvents:
+        """The batch's records with the verdicts of ``model``'s judge (``_ok``, ``_rejected``...).
+
+        When the stream's own plan judged them with that judge (``stream_judge``), they are
+        used as they come: the judge was analysed once, when the query started, instead of
+        once per batch. Otherwise (no judge in the stream's plan; a batch scored by another
+        version than the stream was started with) they are judged here, from their Kafka
+        columns, and the batch says that the query should be started again with this judge.
+        """
+        judge = self._judge(model)
+        if self.stream_judge is None:
+            return judge.verdicts(records)
+        if judge is self.stream_judge:
+            return judge.judged(records)
+        replay = self.replay
+        if replay is None or replay.batch_id != batch_id:  # a new version serves from now on
+            self.restart_wanted.set()
+        log.info("batch %d: judged in the batch, for model version %s", batch_id, model.identity)
+        return judge.verdicts(records.drop(*VERDICT_COLUMNS))
 
     def _model_for(self, batch_id: int) -> LoadedModel:
         replay = self.replay
@@ -206,15 +235,14 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         now = self.clock()
         version = model.identity.version
-        judged = self._judge(model).judge(records)
+        judged = self._judged(records, model, batch_id)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
         # The rejected record (with its reason) is a column of a projection, which Spark
         # compiles, and the observation only collects that column: Spark evaluates observed
         # metrics without code generation, where working out reasons costs far more.
-        with_rejected = judged.frame.select("*", judged.rejected_record().alias("_rejected"))
         observed = replace(
             judged,
-            frame=with_rejected.observe(
+            frame=judged.frame.observe(
                 observation,
                 F.count(F.lit(1)).alias("rows_in"),
                 F.collect_list("_rejected").alias("rejected"),
@@ -252,7 +280,7 @@ class MicroBatchProcessor:
     ) -> BatchOutcome:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
-        judged = self._judge(model).judge(records)
+        judged = self._judged(records, model, batch_id)
         # One pass: the records are counted while the rejected ones are collected.
         observation = Observation(f"replay_{batch_id}_{uuid.uuid4().hex}")
         counted = replace(

@@ -66,6 +66,9 @@ class InferenceService:
             self.metrics,
             prepare=self.judges.for_model,
         )
+        self._options: dict[str, str] = {}
+        self._restarting = _Flag()
+        self._restart_error: BaseException | None = None
         self.compaction: BackgroundCompaction | None = None
         self.query: StreamingQuery | None = None
         self.processor: MicroBatchProcessor | None = None
@@ -148,20 +151,12 @@ class InferenceService:
             s.query_name, self.processor.outcome, self.metrics, earliest
         )
         self.spark.streams.addListener(self.listener)
-        records = read_kafka_stream(self.spark, options)
-        if s.dedup_watermark:
-            records = _drop_redelivered(records, s.dedup_watermark)
+        self._options = options
         try:
-            self.query = (
-                records.writeStream.queryName(s.query_name)
-                .option("checkpointLocation", checkpoint)
-                .foreachBatch(self.processor.process)
-                .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
-                .start()
-            )
             model.result()
+            self.query = self._start_query()
         except BaseException:
-            # The first batch, waiting for the model, fails with it and writes nothing.
+            # The model failed its load or check: no query was started, nothing written.
             if self.query is not None:
                 self.query.stop()
             self._remove_listener()
@@ -178,6 +173,66 @@ class InferenceService:
         )
         return self.query
 
+    def _start_query(self) -> StreamingQuery:
+        """Start the query, its plan judging every record with the serving model's judge.
+
+        The judge's projections are part of the stream's plan, analysed once here; each batch
+        reaches the processor with its verdicts. A batch scored by another version is judged
+        in the batch instead, and :meth:`run_until_stopped` then starts the query again with
+        that version's judge (:meth:`_restart_query`).
+        """
+        s = self.settings
+        processor = self.processor
+        assert processor is not None
+        judge = self.judges.for_model(self.models.current)
+        records = read_kafka_stream(self.spark, self._options)
+        if s.dedup_watermark:
+            records = _drop_redelivered(records, s.dedup_watermark)
+        processor.stream_judge = judge
+        return (
+            judge.verdicts(records)
+            .frame.writeStream.queryName(s.query_name)
+            .option("checkpointLocation", str(s.checkpoint_dir))
+            .foreachBatch(processor.process)
+            .trigger(**s.trigger.as_kwargs())  # type: ignore[call-overload]
+            .start()
+        )
+
+    def _restart_query(self) -> None:
+        """Stop the query between batches and start it again from its checkpoint, with the
+        judge of the model now serving (after a swap to a version with another judge).
+
+        A batch Spark had planned but not committed is run again by the new query: its writes
+        are guarded like those of a batch begun before a restart of the process. A failure
+        to start again is raised by :meth:`run_until_stopped`.
+        """
+        processor, query = self.processor, self.query
+        assert processor is not None and query is not None
+        try:
+            processor.restart_wanted.clear()
+            self._stop_between_batches(query)
+            planned = read_checkpoint_state(self.spark, str(self.settings.checkpoint_dir)).planned
+            processor.begun_through = -1 if planned is None else planned
+            self.query = self._start_query()
+            self.metrics.query_restarts.inc()
+            log.info(
+                "query %s started again with the record judge of model %s",
+                self.settings.query_name,
+                self.models.current.identity,
+            )
+        except BaseException as e:
+            log.exception("query %s: starting again failed", self.settings.query_name)
+            self._restart_error = e
+        finally:
+            self._restarting.end()
+
+    def _stop_between_batches(self, query: StreamingQuery) -> None:
+        """Stop ``query`` once no batch is in flight (a batch begun meanwhile is finished or,
+        stopped by Spark, run again from the checkpoint)."""
+        while self.processor is not None and self.processor.in_flight.is_set():
+            self._stop_requested.wait(0.2)
+        query.stop()
+
     def _stop_compaction(self, wait: bool) -> None:
         if self.compaction is not None:
             self.compaction.stop(wait)
@@ -185,6 +240,15 @@ class InferenceService:
     def _after_batch(self, outcome: BatchOutcome) -> None:
         if self.compaction is not None:
             self.compaction.after_batch(outcome.predictions + outcome.quarantined)
+        processor = self.processor
+        if (
+            processor is not None
+            and processor.restart_wanted.is_set()
+            and not self._stop_requested.is_set()
+            and self._restarting.begin()
+        ):
+            # Off the stream's thread: stopping a query waits for the thread that runs it.
+            threading.Thread(target=self._restart_query, name="query-restart", daemon=True).start()
 
     def _compacted(self, path: str, result: Compaction, seconds: float) -> None:
         table = "predictions" if path == self.predictions.path else "quarantine"
@@ -220,16 +284,22 @@ class InferenceService:
             StreamingQueryException: the query failed (an infrastructure fault); a restart
                 resumes from the checkpoint.
         """
-        query = self.query
-        if query is None:
-            raise RuntimeError("start() first")
-        while query.isActive and not self._stop_requested.is_set():
+        query = self._started_query()
+        while not self._stop_requested.is_set():
             query.awaitTermination(poll_s)  # type: ignore[arg-type]  # seconds; floats work
+            if query.isActive:
+                continue
+            if not self._restarting.is_set() and query is self.query:
+                break  # ended on its own, not for a restart
+            self._restarting.wait_cleared()
+            if self._restart_error is not None:
+                break
+            query = self._started_query()
+        self._restarting.wait_cleared()
+        query = self._started_query()
         if self._stop_requested.is_set() and query.isActive:
             log.info("stop requested; finishing the batch in flight")
-            while self.processor is not None and self.processor.in_flight.is_set():
-                self._stop_requested.wait(0.2)
-            query.stop()
+            self._stop_between_batches(query)
             log.info("query %s stopped", self.settings.query_name)
         if self.listener is not None:
             self.listener.catch_up(query.recentProgress)
@@ -237,10 +307,43 @@ class InferenceService:
         self.models.stop_following()
         # A query that ended on its own (available-now) lets its compaction finish; a stop
         # asked for, or a failed query, does not wait for it.
-        exception = query.exception()
+        exception = self._restart_error or query.exception()
         self._stop_compaction(wait=not self._stop_requested.is_set() and exception is None)
         if exception is not None:
             raise exception
+
+    def _started_query(self) -> StreamingQuery:
+        if self.query is None:
+            raise RuntimeError("start() first")
+        return self.query
+
+
+class _Flag:
+    """Set by one thread at a time (:meth:`begin` says whether this one did); others can wait
+    until it is cleared."""
+
+    def __init__(self) -> None:
+        self._cleared = threading.Condition()
+        self._set = False
+
+    def begin(self) -> bool:
+        with self._cleared:
+            if self._set:
+                return False
+            self._set = True
+            return True
+
+    def end(self) -> None:
+        with self._cleared:
+            self._set = False
+            self._cleared.notify_all()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait_cleared(self) -> None:
+        with self._cleared:
+            self._cleared.wait_for(lambda: not self._set)
 
 
 def _ensure_and_read_newest(table: DeltaSink) -> BatchRecord | None:

@@ -832,6 +832,10 @@ def test_the_running_query_follows_the_alias_through_an_unreachable_registry_and
         per_batch.setdefault(r.batch_id, set()).add(r.model_version)
     assert all(len(versions) == 1 for versions in per_batch.values())  # never mixed in a batch
     assert service.metrics.model_swaps._value.get() == 1
+    # The query was started again once, its own plan judging with v2's judge.
+    assert service.metrics.query_restarts._value.get() == 1
+    assert service.processor is not None
+    assert service.processor.stream_judge is service.judges.for_model(service.models.current)
     assert service.metrics.model_swap_failures.labels(reason="version_rejected")._value.get() == 1
     verdict = _verified(spark, settings, topic, "registry unreachable while the alias moves")
     assert verdict.records == 40
