@@ -96,6 +96,41 @@ def test_a_replayed_batch_is_written_once(
     assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1")
 
 
+def test_records_judged_in_the_streams_plan_are_used_as_they_come_until_a_swap(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    process = processor_for(spark, registry, tmp_path, f"models:/{registry.name}@champion")
+    judge = process.judges.for_model(process.models.for_batch(0))
+    process.stream_judge = judge  # as the service starts its query
+
+    # The stream's plan judged the batch: the processor scores and quarantines from its verdicts.
+    first = process(judge.verdicts(records(spark, mixed_events(14))).frame, 0)
+    assert (first.rows_in, first.predictions, first.quarantined) == (14, 12, 2)
+    assert not process.restart_wanted.is_set()
+
+    # A version with another judge: the batch (judged by v1's judge in the plan) is judged again
+    # in the batch with v2's, and the query is asked to start again with v2's judge.
+    registry.register_spark(
+        fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark), alias="champion"
+    )
+    batch = judge.verdicts(records(spark, mixed_events(14), first_offset=14)).frame
+    second = process(batch, 1)
+    assert (second.model_version, second.predictions, second.quarantined) == ("2", 12, 2)
+    assert process.judges.for_model(process.models.for_batch(2)) is not judge
+    assert process.restart_wanted.is_set()
+    assert versions_by_batch(spark, tmp_path) == {0: {"1"}, 1: {"2"}}
+    offsets = [
+        r.offset
+        for table in ("p", "q")
+        for r in spark.read.format("delta").load(str(tmp_path / table)).select("offset").collect()
+    ]
+    assert sorted(offsets) == list(range(28))  # every record in one table, once
+
+
 def test_an_empty_batch_still_records_its_id(
     spark: SparkSession,
     registry: Registry,
