@@ -95,8 +95,9 @@ class InferenceService:
         )
         # The model downloads, passes its smoke prediction and gets its record judge while the
         # two tables are created or checked (and their newest batches read for the start check),
-        # the broker is asked who it is and the query starts: side by side, each is mostly
-        # waiting for the JVM. The first batch waits for the model.
+        # the broker is asked who it is and the checkpoint is read: side by side, each is
+        # mostly waiting for the JVM. The query starts once the model is ready: its plan
+        # carries the model's record judge.
         checkpoint = str(s.checkpoint_dir)
         pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="start")
         model: Future[object] = pool.submit(self.models.start)
@@ -178,8 +179,8 @@ class InferenceService:
 
         The judge's projections are part of the stream's plan, analysed once here; each batch
         reaches the processor with its verdicts. A batch scored by another version is judged
-        in the batch instead, and :meth:`run_until_stopped` then starts the query again with
-        that version's judge (:meth:`_restart_query`).
+        in the batch instead, and after it a thread of the service starts the query again
+        with that version's judge (:meth:`_restart_query`).
         """
         s = self.settings
         processor = self.processor
@@ -283,6 +284,8 @@ class InferenceService:
         Raises:
             StreamingQueryException: the query failed (an infrastructure fault); a restart
                 resumes from the checkpoint.
+            Exception: starting the query again after a model swap failed (what Spark or
+                the Kafka source raised); a restart resumes from the checkpoint.
         """
         query = self._started_query()
         while not self._stop_requested.is_set():
