@@ -141,7 +141,6 @@ class InferenceService:
             begun_through=state.planned,
             judges=self.judges,
             after_batch=self._after_batch,
-            ready=model.result,
         )
         earliest = (
             kafka_earliest_offsets(s.bootstrap_servers, s.kafka_client_options)
