@@ -330,14 +330,17 @@ class JudgedEvents:
 def _no_duplicate_key(typed: Column, keys: Column, json_schema: StructType) -> Column:
     """No key of the object is given twice.
 
-    Each field that parsed to a value was given at least once, so when there are as many keys
-    as such fields, no key repeats: the usual record is settled by null tests. Only the
-    others (a null or unknown field) have their keys compared.
+    The fields among the keys are counted: a field that parsed to a value is one of them, and
+    only a field that came out null is looked up. When there are as many keys as fields
+    among them, no key repeats and none is unknown: the usual record, with or without null
+    fields, is settled without comparing keys with each other. Only the others have their
+    keys compared.
     """
-    given = F.lit(0)
+    named = F.lit(0)
     for f in json_schema.fields:
-        given = given + F.when(typed[f.name].isNotNull(), 1).otherwise(0)
-    return (F.size(keys) == given) | (F.size(F.array_distinct(keys)) == F.size(keys))
+        among = typed[f.name].isNotNull() | F.array_contains(keys, F.lit(f.name))
+        named = named + F.when(among, 1).otherwise(0)
+    return (F.size(keys) == named) | (F.size(F.array_distinct(keys)) == F.size(keys))
 
 
 def _present_as_null(text: Column, name: str) -> Column:

@@ -174,6 +174,13 @@ CASES: tuple[Case, ...] = (
         "duplicate_field",
         detail="'note' given twice",
     ),
+    Case(
+        "a field given twice, last as null",
+        b'{"room_type": "Private room", "accommodates": 2, "accommodates": null}',
+        "duplicate_field",
+        detail="'accommodates' given twice",
+    ),
+    Case("an unknown field beside a null feature", _event(bedrooms=None, note="x")),
     Case("an unknown extra field holding an object", _event(extra={"a": [1, {"b": 2}]})),
     Case(
         "pretty-printed JSON", json.dumps(json.loads(_event(event_id="pretty")), indent=2).encode()
