@@ -22,17 +22,25 @@ LIVE_TRIGGER = parse_trigger("200ms")
 
 
 def measure_drain(
-    bench: Workbench, arm_name: str, topic: str, events: int, timeout_s: float, repeat: int = 0
+    bench: Workbench,
+    arm_name: str,
+    topic: str,
+    events: int,
+    timeout_s: float,
+    repeat: int = 0,
+    warm_up: bool = False,
 ) -> Drain:
     """Drain ``topic`` (``events`` records) with one arm, from its start to its last write.
 
     Args:
         repeat: Which round of drains it is (0: the first), for its folder and figure.
+        warm_up: A drain before the rounds, whose figure is not reported (its own folder).
     """
     figure = Drain(arm_name, events, round=repeat)
-    say(f"drain: {arm_name} on {topic}")
+    say(f"drain: {arm_name} on {topic}" + (" (warm-up)" if warm_up else ""))
     with recording_failure(figure):
-        label = f"{arm_name}-drain-{topic}" + (f"-{repeat}" if repeat else "")
+        label = ("warm-up-" if warm_up else "") + f"{arm_name}-drain-{topic}"
+        label += f"-{repeat}" if repeat else ""
         with closing(make_arm(arm_name, bench, topic, AVAILABLE_NOW, events, label)) as arm:
             arm.start()
             arm.wait_ready()

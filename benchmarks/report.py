@@ -75,7 +75,9 @@ def _drain_section(results: Results) -> list[str]:
     return [
         "## Drain throughput",
         "",
-        "Each arm's median round (by events/s); every round is in the last column.",
+        "Each arm's median round (by events/s); every round is in the last column. Unless the "
+        "command says `--no-warm-up`, each arm on the Spark session first drained its topic "
+        "once, unmeasured.",
         "",
         *_table(header, rows),
         "",

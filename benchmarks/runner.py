@@ -76,7 +76,8 @@ class Options:
         startups: The backlogs the service is started on (a subset of ``STARTUPS``).
         seed: Seed of the events and models.
         keep_work: Keep the work folder (tables, logs) instead of deleting it.
-        warm_up: Drain the small backlog once with the service before the measured drains.
+        warm_up: Before the measured drains, let every arm on the run's Spark session drain its
+            topic once, unmeasured (the JIT compiles the queries' code meanwhile).
         drain_rounds: Rounds of drains: in each, every selected arm on the run's Spark session
             drains the topic once, in turn (the hand-written consumer in the first only). An
             arm's figure is its median round, so that which arm ran first, and what the JIT had
@@ -174,13 +175,18 @@ def _measure_in_process(run: _Run, bench: Workbench) -> None:
     arms."""
     o = run.options
     if o.warm_up:
-        warm_up = measure_drain(bench, SERVICE_MLLIB, _SMALL_TOPIC, o.small_backlog, 600)
-        say(f"warm-up: {warm_up.error or 'done'}")
+        # Unmeasured: every arm on the session drains its topic once, so that the rounds measure
+        # queries whose code the JIT has compiled, as a long-running query's is (a first drain
+        # of the service took twice as long as its third in one JVM).
+        for arm in _drain_arms(o, round_=1):
+            warm_up = measure_drain(
+                bench, arm, _drain_topic(arm), o.events, o.drain_timeout_s, warm_up=True
+            )
+            say(f"warm-up of {arm}: {warm_up.error or 'done'}")
     for round_ in range(o.drain_rounds):
         for arm in _drain_arms(o, round_):
-            topic = _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
             run.results.drains.append(
-                measure_drain(bench, arm, topic, o.events, o.drain_timeout_s, round_)
+                measure_drain(bench, arm, _drain_topic(arm), o.events, o.drain_timeout_s, round_)
             )
     pool = event_pool(_LIVE_POOL, o.seed + 2_000_000)
     for rate in o.rates:
@@ -196,6 +202,10 @@ def _measure_in_process(run: _Run, bench: Workbench) -> None:
                     o.realtime_interval_s,
                 )
             )
+
+
+def _drain_topic(arm: str) -> str:
+    return _MALFORMED_TOPIC if arm == SERVICE_MLLIB_MALFORMED else _CLEAN_TOPIC
 
 
 def _drain_arms(o: Options, round_: int) -> list[str]:
