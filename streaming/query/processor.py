@@ -137,7 +137,6 @@ class MicroBatchProcessor:
         rules: ParseRules | None = None,
         judges: JudgeCache | None = None,
         after_batch: Callable[[BatchOutcome], None] | None = None,
-        ready: Callable[[], object] | None = None,
         stream_judge: EventJudge | None = None,
     ) -> None:
         self.models = models
@@ -150,7 +149,6 @@ class MicroBatchProcessor:
         self.clock = clock
         self.judges = judges or JudgeCache(rules)
         self.after_batch = after_batch
-        self.ready = ready
         self.stream_judge = stream_judge
         self.restart_wanted = threading.Event()
         self.in_flight = threading.Event()
@@ -203,8 +201,6 @@ class MicroBatchProcessor:
         self.in_flight.set()
         started = time.monotonic()
         try:
-            if self.ready is not None:
-                self.ready()
             model = self._model_for(batch_id)
             if batch_id <= self.committed_through:
                 outcome = self._complete_replay(records, batch_id, model, started)
