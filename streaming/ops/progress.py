@@ -53,6 +53,23 @@ def partition_lag(progress: dict[str, Any]) -> dict[tuple[str, int], int]:
     return lag
 
 
+def _read_once(progress: dict[str, Any], rows_in: int) -> dict[str, Any]:
+    """``progress`` with the batch's records counted once, as the batch itself counted them.
+
+    Spark adds up every read of the source within a batch: a batch that reads its records
+    again (the quarantine append reading large rejected records, ``streaming.query.rejections``)
+    is reported with its records counted twice.
+    """
+    sources = progress.get("sources") or []
+    if len(sources) != 1:
+        return {**progress, "numInputRows": rows_in}
+    return {
+        **progress,
+        "numInputRows": rows_in,
+        "sources": [{**sources[0], "numInputRows": rows_in}],
+    }
+
+
 class BatchLogListener(StreamingQueryListener):
     """Logs each batch of one query (by id) and publishes its progress report's metrics.
 
@@ -136,9 +153,11 @@ class BatchLogListener(StreamingQueryListener):
             self._reported.add(batch_id)
             if len(self._reported) > _REPORTED_KEPT:
                 self._reported = {b for b in self._reported if b > batch_id - _REPORTED_KEPT // 2}
+        outcome = self.outcome_of(batch_id)
+        if outcome is not None:
+            progress = _read_once(progress, outcome.rows_in)
         lag = offsets_behind(progress)
         self._publish(progress, batch_id, lag)
-        outcome = self.outcome_of(batch_id)
         fields: dict[str, Any] = {
             "event": "batch",
             "query": self.query_name,

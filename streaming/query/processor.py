@@ -9,13 +9,12 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from pyspark.sql import DataFrame, Observation, Row
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from streaming.ops.metrics import ServiceMetrics
@@ -25,18 +24,19 @@ from streaming.parse.events import (
     EventJudge,
     JudgedEvents,
     ParseRules,
-    rejected_rows,
     valid_rows,
 )
+from streaming.query.rejections import RejectedRecords, Rejections, record_limit
 from streaming.score.identity import ModelIdentity
 from streaming.score.model import LoadedModel
 from streaming.sink.delta import BatchRecord
-from streaming.sink.tables import REJECTED_SCHEMA, predictions_rows, quarantine_rows
+from streaming.sink.tables import predictions_rows, quarantine_rows
 
 __all__ = ["BatchSink", "JudgeCache", "MicroBatchProcessor", "ModelSource"]
 
 _OUTCOMES_KEPT = 32
 _JUDGES_KEPT = 4  # the serving version, a replayed batch's version, a swap's new one
+_DEFAULT_MAX_RECORDS = 100_000  # the service's default batch cap
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class MicroBatchProcessor:
             (:meth:`EventJudge.verdicts`, from ``judges``), or ``None`` when the batches come
             as Kafka records. A batch whose model has another judge is judged in the batch,
             and ``restart_wanted`` is set: the query should be started again with that judge.
+        max_records: The most records a batch holds (the batch cap). The driver gathers a
+            batch's rejected records up to a size that keeps them within a fixed budget at
+            this many (:mod:`streaming.query.rejections`); larger ones are read again.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class MicroBatchProcessor:
         judges: JudgeCache | None = None,
         after_batch: Callable[[BatchOutcome], None] | None = None,
         stream_judge: EventJudge | None = None,
+        max_records: int = _DEFAULT_MAX_RECORDS,
     ) -> None:
         self.models = models
         self.predictions = predictions
@@ -150,6 +154,7 @@ class MicroBatchProcessor:
         self.judges = judges or JudgeCache(rules)
         self.after_batch = after_batch
         self.stream_judge = stream_judge
+        self.rejected = RejectedRecords(record_limit(max_records))
         self.restart_wanted = threading.Event()
         self.in_flight = threading.Event()
         self.last: BatchOutcome | None = None
@@ -236,14 +241,7 @@ class MicroBatchProcessor:
         # The rejected record (with its reason) is a column of a projection, which Spark
         # compiles, and the observation only collects that column: Spark evaluates observed
         # metrics without code generation, where working out reasons costs far more.
-        observed = replace(
-            judged,
-            frame=judged.frame.observe(
-                observation,
-                F.count(F.lit(1)).alias("rows_in"),
-                F.collect_list("_rejected").alias("rejected"),
-            ),
-        )
+        observed = replace(judged, frame=judged.frame.observe(observation, *self.rejected.columns))
         # The batch's lineage (batch id, scored-at) enters the plan as literals that Spark writes
         # into its generated code. The observation below is a stage boundary: the compiled
         # parse-and-score code is then the same for every batch and compiled once, and only the
@@ -259,17 +257,28 @@ class MicroBatchProcessor:
         self.predictions.append(
             scored, BatchRecord(self.predictions.app_id, batch_id, version, None), guarded
         )
-        figures = observation.get
-        rejected = list(figures.get("rejected") or [])
-        if rejected:
-            frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
-            self.quarantine.append(
-                quarantine_rows(frame, batch_id, now),
-                BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
-                guarded,
-            )
-        rows_in = int(figures.get("rows_in") or 0)
-        return self._outcome(batch_id, rows_in, rejected, version, started)
+        found = self.rejected.observed(observation)
+        self._quarantine(judged, found, batch_id, version, now, guarded)
+        return self._outcome(batch_id, found, version, started)
+
+    def _quarantine(
+        self,
+        judged: JudgedEvents,
+        found: Rejections,
+        batch_id: int,
+        version: str | None,
+        at: datetime,
+        guarded: bool = True,
+    ) -> None:
+        """Append the batch's rejected records to the quarantine table, when it has any."""
+        rows = self.rejected.rows(judged, found)
+        if rows is None:
+            return
+        self.quarantine.append(
+            quarantine_rows(rows, batch_id, at),
+            BatchRecord(self.quarantine.app_id, batch_id, version, found.count),
+            guarded,
+        )
 
     def _complete_replay(
         self, records: DataFrame, batch_id: int, model: LoadedModel, started: float
@@ -277,38 +286,22 @@ class MicroBatchProcessor:
         """A batch whose predictions were committed before a crash: write what is missing."""
         version = model.identity.version
         judged = self._judged(records, model, batch_id)
-        # One pass: the records are counted while the rejected ones are collected.
-        observation = Observation(f"replay_{batch_id}_{uuid.uuid4().hex}")
-        counted = replace(
-            judged, frame=judged.frame.observe(observation, F.count(F.lit(1)).alias("rows_in"))
-        )
-        rejected = rejected_rows(counted).collect()
-        rows_in = int(observation.get.get("rows_in") or 0)
-        if rejected and not self.quarantine.has_batch(batch_id):
-            frame = records.sparkSession.createDataFrame(rejected, REJECTED_SCHEMA)
-            self.quarantine.append(
-                quarantine_rows(frame, batch_id, self.clock()),
-                BatchRecord(self.quarantine.app_id, batch_id, version, len(rejected)),
-            )
+        found = self.rejected.of(judged)  # one pass: the records counted, rejected ones gathered
+        if found.count and not self.quarantine.has_batch(batch_id):
+            self._quarantine(judged, found, batch_id, version, self.clock())
         log.info("batch %d: predictions were committed before the restart", batch_id)
-        return self._outcome(batch_id, rows_in, rejected, version, started)
+        return self._outcome(batch_id, found, version, started)
 
     def _outcome(
-        self,
-        batch_id: int,
-        rows_in: int,
-        rejected: list[Row],
-        version: str | None,
-        started: float,
+        self, batch_id: int, found: Rejections, version: str | None, started: float
     ) -> BatchOutcome:
-        kinds = Counter(str(r["error_kind"]) for r in rejected)
-        for kind, count in kinds.items():
+        for kind, count in found.by_kind().items():
             self.metrics.quarantined.labels(error_kind=kind).inc(count)
         return BatchOutcome(
             batch_id=batch_id,
-            rows_in=rows_in,
-            predictions=rows_in - len(rejected),
-            quarantined=len(rejected),
+            rows_in=found.rows_in,
+            predictions=found.rows_in - found.count,
+            quarantined=found.count,
             model_version=version,
             duration_s=round(time.monotonic() - started, 3),
         )

@@ -141,6 +141,7 @@ class InferenceService:
             begun_through=state.planned,
             judges=self.judges,
             after_batch=self._after_batch,
+            max_records=s.max_offsets_per_trigger,
         )
         earliest = (
             kafka_earliest_offsets(s.bootstrap_servers, s.kafka_client_options)

@@ -87,6 +87,31 @@ def test_a_batch_is_reported_once_and_its_skipped_offsets_are_logged_and_counted
     ]
 
 
+def test_a_batch_that_read_its_records_twice_counts_them_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Offsets 10-19 were planned; 10-13 were deleted by retention first. The batch read the 6
+    # left, then read them again for its quarantine: Spark's report counts 12.
+    metrics = ServiceMetrics()
+    outcome = BatchOutcome(7, 6, 2, 4, "1", 0.5)
+    listener = BatchLogListener(
+        "inference", {7: outcome}.get, metrics, earliest_offsets=lambda topic: {0: 14}
+    )
+    report = {
+        "name": "inference",
+        "batchId": 7,
+        "numInputRows": 12,
+        "sources": [
+            {"startOffset": {"t": {"0": 10}}, "endOffset": {"t": {"0": 20}}, "numInputRows": 12}
+        ],
+    }
+
+    with caplog.at_level(logging.INFO, logger="streaming.batch"):
+        fields = listener.report(report)
+
+    assert fields is not None and (fields["rows_in"], fields["offsets_skipped"]) == (6, 4)
+
+
 # The shape of a real Kafka progress report (Spark 4.2), two topics' partitions behind.
 KAFKA_PROGRESS = {
     "id": "5713c053-e055-47ac-af6c-ac2c9223506a",

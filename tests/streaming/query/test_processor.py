@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import deltalake
 import pandas as pd
@@ -14,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from streaming.ops.metrics import ServiceMetrics
 from streaming.query.processor import MicroBatchProcessor
+from streaming.query.rejections import GATHER_BYTES
 from streaming.score.provider import ModelProvider
 from streaming.sink.delta import BatchRecord, DeltaSink
 from streaming.sink.tables import (
@@ -48,7 +50,7 @@ def records(spark: SparkSession, values: list[bytes | None], first_offset: int =
 
 
 def processor_for(
-    spark: SparkSession, registry: Registry, tmp_path: Path, uri: str
+    spark: SparkSession, registry: Registry, tmp_path: Path, uri: str, **options: Any
 ) -> MicroBatchProcessor:
     models = ModelProvider(spark, uri, registry.client, poll_seconds=0.0, metrics=ServiceMetrics())
     models.start()
@@ -60,7 +62,7 @@ def processor_for(
     )
     predictions.ensure_table()
     quarantine.ensure_table()
-    return MicroBatchProcessor(models, predictions, quarantine, clock=lambda: AT)
+    return MicroBatchProcessor(models, predictions, quarantine, clock=lambda: AT, **options)
 
 
 def versions_by_batch(spark: SparkSession, tmp_path: Path) -> dict[int, set[str]]:
@@ -94,6 +96,57 @@ def test_a_replayed_batch_is_written_once(
     assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 12
     assert spark.read.format("delta").load(str(tmp_path / "q")).count() == 2
     assert process.predictions.last_batch() == BatchRecord("q:predictions", 0, "1")
+
+
+def test_large_rejected_records_are_read_again_instead_of_gathered_on_the_driver(
+    spark: SparkSession,
+    registry: Registry,
+    base_model,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    registry.register_spark(base_model, training_frame(spark))
+    # A batch cap at which the driver gathers rejected records of at most 40 key and value bytes.
+    cap = GATHER_BYTES // 40
+    process = processor_for(
+        spark, registry, tmp_path, f"models:/{registry.name}@champion", max_records=cap
+    )
+    values = [*mixed_events(35), b"\xff" * 5000]  # every kind of mixed_events, and a blob
+    bad = {i: v for i, v in enumerate(values) if i % 7 == 6 or i == 35}
+    batch = records(spark, values)
+
+    found = process.rejected.of(
+        process.judges.for_model(process.models.for_batch(0)).verdicts(batch)
+    )
+    assert (found.count, found.left_out) == (6, 3)  # the two JSON objects and the blob are large
+
+    outcome = process(batch, 0)
+    assert (outcome.rows_in, outcome.predictions, outcome.quarantined) == (36, 30, 6)
+    quarantined = spark.read.format("delta").load(str(tmp_path / "q")).collect()
+    assert {r.offset: r.value for r in quarantined} == bad  # every byte, each record once
+    assert {r.offset: r.error_kind for r in quarantined} == {
+        6: "malformed_json",
+        13: "missing_field",
+        20: "type_mismatch",
+        27: "invalid_utf8",
+        34: "tombstone",
+        35: "invalid_utf8",
+    }
+    assert process.quarantine.last_batch() == BatchRecord("q:quarantine", 0, "1", 6)
+
+    # A restart after the predictions' commit but before the quarantine's writes the quarantine
+    # from the batch again, large records included.
+    fresh = DeltaSink(
+        spark, str(tmp_path / "q2"), QUARANTINE_SCHEMA, QUARANTINE_PARTITION, "q:quarantine"
+    )
+    fresh.ensure_table()
+    restarted = MicroBatchProcessor(
+        process.models, process.predictions, fresh, committed_through=0, max_records=cap
+    )
+    again = restarted(batch, 0)
+    assert (again.rows_in, again.predictions, again.quarantined) == (36, 30, 6)
+    rewritten = spark.read.format("delta").load(str(tmp_path / "q2")).collect()
+    assert {r.offset: r.value for r in rewritten} == bad
+    assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 30
 
 
 def test_records_judged_in_the_streams_plan_are_used_as_they_come_until_a_swap(

@@ -30,6 +30,7 @@ from infra.tracking import TrackingStore
 from streaming.cli import main
 from streaming.errors import CheckpointMismatchError, ConfigurationError
 from streaming.ops.metrics import ServiceMetrics
+from streaming.query.rejections import GATHER_BYTES
 from streaming.query.service import InferenceService
 from streaming.query.verify import Verdict, verify
 from streaming.settings import ServiceSettings, Trigger
@@ -693,6 +694,13 @@ def test_a_topic_pattern_reads_every_matching_topic(
     assert {r.topic for r in rows} == {topic, second}
 
 
+# The batch cap sets how large a rejected record the driver gathers: at the default, every
+# hostile case is gathered; at this cap, only those of at most 64 key and value bytes, and the
+# others are read again from the Kafka batch for the quarantine.
+_READ_AGAIN_CAP = GATHER_BYTES // 64
+
+
+@pytest.mark.parametrize("cap", [None, _READ_AGAIN_CAP], ids=["gathered", "read-again"])
 def test_every_hostile_case_lands_once_with_its_verdict_and_every_reader_opens_the_tables(
     spark: SparkSession,
     registry: Registry,
@@ -700,11 +708,17 @@ def test_every_hostile_case_lands_once_with_its_verdict_and_every_reader_opens_t
     topic: str,
     kafka_bootstrap: str,
     service_settings: Callable[..., ServiceSettings],
+    cap: int | None,
 ) -> None:
     registry.register_spark_with_profile(base_model, training_frame(spark))
     send(kafka_bootstrap, topic, [(key_of(i, case), case.value) for i, case in enumerate(CASES)])
+    options = {} if cap is None else {"max_offsets_per_trigger": cap}
+    if cap is not None:  # some rejected records are larger than the driver gathers at this cap
+        assert any(
+            len(key_of(i, c)) + len(c.value or b"") > 64 for i, c in enumerate(CASES) if c.kind
+        )
     settings = service_settings(
-        f"models:/{registry.name}@champion", max_value_bytes=MAX_VALUE_BYTES
+        f"models:/{registry.name}@champion", max_value_bytes=MAX_VALUE_BYTES, **options
     )
 
     run_once(spark, registry, settings)
