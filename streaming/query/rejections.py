@@ -8,10 +8,11 @@ and value hold more than ``record_bytes`` is only counted there; the quarantine 
 the batch again for those, restricted to the large records before they are judged.
 
 So the driver holds at most ``record_bytes`` for each record of the batch, whatever comes in: a
-producer that sends 60 KB binary blobs to the topic, or a whole batch of malformed events, is
-quarantined through the executors, not through the driver's memory. ``record_limit`` derives
-``record_bytes`` from the batch cap. The gathered records stay in the JVM: the quarantine rows
-are built there, not converted to Python objects and back.
+whole batch of small malformed events stays within that budget, and a producer that sends
+60 KB binary blobs to the topic is quarantined through the executors, not through the
+driver's memory. ``record_limit`` derives ``record_bytes`` from the batch cap. The gathered
+records stay in the JVM: the quarantine rows are built there, not converted to Python objects
+and back.
 """
 
 from __future__ import annotations
