@@ -18,13 +18,13 @@ and back.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from streaming.parse.events import JudgedEvents
+from streaming.parse.events import JudgedEvents, rejected_rows
 from streaming.sink.tables import REJECTED_SCHEMA
 
 __all__ = ["GATHER_BYTES", "RejectedRecords", "Rejections", "record_limit"]
@@ -127,8 +127,7 @@ class RejectedRecords:
         if found.gathered is not None:
             parts.append(_local_frame(spark, found.gathered))
         if found.left_out:
-            large = judged.frame.where(self._large & ~F.col("_ok"))
-            parts.append(large.select(F.col("_rejected").alias("r")).select("r.*"))
+            parts.append(rejected_rows(replace(judged, frame=judged.frame.where(self._large))))
         if not parts:
             return None
         rows = parts[0]
