@@ -91,6 +91,10 @@ class Drain(Figure):
         spilled_bytes: Bytes those jobs spilled to disk (``None`` for the consumer).
         peak_rss_bytes: Peak resident memory of the process tree doing the work.
         round: Which round of drains it was part of (0: the first).
+        collector_ms: Milliseconds the run's JVM spent in garbage collection meanwhile (an
+            arm on the run's Spark session; ``None`` for the consumer).
+        phases_ms: Median milliseconds per phase of its micro-batches (Spark's
+            ``durationMs``), so that a slow round can be compared with a fast one.
     """
 
     arm: str
@@ -101,6 +105,8 @@ class Drain(Figure):
     spark_jobs: int | None = None
     spilled_bytes: int | None = None
     peak_rss_bytes: int | None = None
+    collector_ms: float | None = None
+    phases_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float | None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from contextlib import closing
 
 import numpy as np
+from pyspark.sql import SparkSession
 
 from benchmarks.arms import Arm, Workbench, make_arm
 from benchmarks.figures import REALTIME, Drain, Latency, recording_failure
@@ -15,7 +16,7 @@ from benchmarks.realtime import RealtimeArm
 from benchmarks.topics import create_topic, send_at_rate
 from streaming.settings import parse_trigger
 
-__all__ = ["measure_drain", "measure_latency"]
+__all__ = ["collector_ms", "measure_drain", "measure_latency"]
 
 AVAILABLE_NOW = parse_trigger("available-now")
 LIVE_TRIGGER = parse_trigger("200ms")
@@ -42,15 +43,29 @@ def measure_drain(
         label = ("warm-up-" if warm_up else "") + f"{arm_name}-drain-{topic}"
         label += f"-{repeat}" if repeat else ""
         with closing(make_arm(arm_name, bench, topic, AVAILABLE_NOW, events, label)) as arm:
+            collected = collector_ms(bench.spark)
             arm.start()
             arm.wait_ready()
             run = arm.finish(timeout_s)
+            collected = collector_ms(bench.spark) - collected
         figure.seconds = run.seconds
         figure.batches = run.batches
         figure.spark_jobs = run.spark_jobs
         figure.spilled_bytes = run.spilled_bytes
         figure.peak_rss_bytes = run.peak_rss_bytes
+        figure.phases_ms = run.phases_ms
+        # Only an arm on the session works in its JVM (the consumer is a process of its own).
+        figure.collector_ms = collected if run.spark_jobs is not None else None
     return figure
+
+
+def collector_ms(spark: SparkSession) -> float:
+    """Milliseconds the session's JVM (driver and local executors) has spent in garbage
+    collection since it started, over all its collectors."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    beans = jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    return float(sum(max(0, bean.getCollectionTime()) for bean in beans))
 
 
 def realtime_window(seconds: float, checkpoint_interval_s: float) -> float:

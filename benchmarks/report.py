@@ -84,6 +84,35 @@ def _drain_section(results: Results) -> list[str]:
     ]
 
 
+_DRAIN_PHASES = ("triggerExecution", "addBatch", "queryPlanning", OTHER_PHASE)
+
+
+def _drain_round_section(results: Results) -> list[str]:
+    drains = sorted((d for d in results.drains if d.phases_ms), key=lambda d: (d.arm, d.round))
+    if not drains:
+        return []
+    header = ["arm", "round", "events/s", "batches", "collector (s)",
+              *(f"{p} ms" for p in _DRAIN_PHASES)]  # fmt: skip
+
+    def cells(d: Drain) -> list[str]:
+        collector = None if d.collector_ms is None else d.collector_ms / 1000
+        return [
+            str(d.round), _number(d.events_per_second), _number(d.batches),
+            _number(collector, 2), *(_number(d.phases_ms.get(p)) for p in _DRAIN_PHASES),
+        ]  # fmt: skip
+
+    return [
+        "## Where each drain's time went (every round)",
+        "",
+        "The JVM's garbage collection during the drain (the session's driver and its local "
+        "executors), and the median ms per batch of Spark's progress phases (`durationMs`), "
+        "so that a slow round can be told from a fast one.",
+        "",
+        *_table(header, [_row(d.arm, d, cells(d)) for d in drains]),
+        "",
+    ]
+
+
 def _malformed_section(results: Results) -> list[str]:
     pairs = results.malformed_pairs
     if not pairs:
@@ -274,6 +303,7 @@ def markdown(results: Results) -> str:
         "",
         *_drain_section(results),
         *_malformed_section(results),
+        *_drain_round_section(results),
         *_latency_section(results),
         *_phase_section(results),
         *_startup_section(results),

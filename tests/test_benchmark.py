@@ -101,6 +101,15 @@ def test_every_arm_has_a_throughput_each_round(smoke_run: Path) -> None:
     assert set(results["median_drains"]) == _SMOKE_DRAINS
     for arm in _SMOKE_DRAINS:
         assert f"| {arm} |" in markdown
+    # Each round of an arm on the session says where its time went; the consumer's cannot.
+    for d in results["drains"]:
+        on_session = d["arm"] in spark_arms
+        assert (d["collector_ms"] is not None) == on_session, d
+        assert ("addBatch" in d["phases_ms"]) == on_session, d
+        if on_session:
+            assert d["collector_ms"] >= 0, d
+            assert f"| {d['arm']} | {d['round']} |" in markdown
+    assert "## Where each drain's time went (every round)" in markdown
 
 
 def test_the_malformed_cost_is_taken_from_the_rounds(smoke_run: Path) -> None:
