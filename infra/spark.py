@@ -58,6 +58,13 @@ _BASE_CONF: Mapping[str, str] = {
     # more than Spark's default 100 fields (which would turn whole-stage code generation off),
     # and its generated methods are larger than the JVM compiles by default.
     "spark.sql.codegen.maxFields": "1000",
+    # Spark keeps its compiled classes in one cache per JVM, 100 by default. Every micro-batch
+    # adds one (its lineage literals) and other work adds dozens (another query, a Delta
+    # checkpoint or compaction). In the benchmark the parse step's class was pushed out between
+    # drains and compiled again; its huge method, which the JVM's quick compiler gives up on
+    # ("out of virtual registers"), then ran interpreted until the optimising compiler was done,
+    # seconds on two cores: the slow drain rounds (benchmarks/results/README.md).
+    "spark.sql.codegen.cache.maxEntries": "1000",
     "spark.driver.defaultJavaOptions": DRIVER_JAVA_OPTIONS,
     "spark.executor.defaultJavaOptions": "-XX:-DontCompileHugeMethods",
     # Jobs share the cores between pools: a background compaction (its own pool) runs beside the
