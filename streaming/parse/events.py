@@ -15,8 +15,18 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, FloatType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType, FloatType, StringType, StructField, StructType
 
+from infra.json_shape import (
+    ABSENT,
+    CONCATENATED,
+    NULL,
+    ONE_OBJECT,
+    OTHER_VALUE,
+    field_given,
+    json_shape,
+    value_shape,
+)
 from infra.profile import DataProfile
 from streaming.parse.schema import EVENT_ID, EVENT_TIME, EventSchema
 
@@ -40,7 +50,7 @@ __all__ = [
 
 _KAFKA_COORDINATES = ("topic", "partition", "offset", "timestamp")
 # The columns :meth:`EventJudge.verdicts` adds to the records.
-VERDICT_COLUMNS = ("_typed", "_keys", "_one", "_ok", "profile_flags", "_rejected")
+VERDICT_COLUMNS = ("_typed", "_shape", "_ok", "profile_flags", "_rejected")
 _RAW_SNIPPET = 80
 # Kafka's own default largest message; a bigger value is quarantined unparsed.
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
@@ -149,11 +159,6 @@ _CORRUPT = "_corrupt_record"
 # Jackson's lenient extras that no JSON producer should rely on are off: a single-quoted
 # string is not JSON.
 _STRICT = {"allowSingleQuotes": "false"}
-
-
-def _key_pattern(name: str) -> str:
-    """A regex finding ``"name":`` in a JSON text."""
-    return f'"\\Q{name}\\E"\\s*:'
 
 
 def _keys_of(text: Column) -> Column:
@@ -268,30 +273,19 @@ def profile_flags(
     return _flags(checks, [k for k in PROFILE_KINDS if rules.policy(k) != Policy.IGNORE])
 
 
-_TOKEN_START = ("-", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "{", "[")
-
-
-def _string_confusions(typed: Column, text: Column, names: list[str]) -> list[_Check]:
+def _string_confusions(typed: Column, shape: Column, positions: dict[str, int]) -> list[_Check]:
     """String fields given a JSON number, boolean, object or array.
 
     Spark's JSON reader turns any token into a string field's text, so ``3`` and ``"3"`` both
-    read as ``"3"``. Only a text that looks like such a token is looked up in the raw value
-    (is the field given as a quoted string?), so ordinary values cost a character test.
+    read as ``"3"``; the value's shape says how the field was given.
     """
-    checks = []
-    for n in names:
-        value = typed[n]
-        looks_like_token = F.substring(value, 1, 1).isin(*_TOKEN_START) | value.isin(
-            "true", "false"
+    return [
+        _Check(
+            field_given(shape, position) == OTHER_VALUE,
+            F.concat(F.lit(f"field '{n}' is not string: "), _snippet(typed[n])),
         )
-        quoted = F.regexp_like(text, F.lit(_key_pattern(n) + '\\s*"'))
-        checks.append(
-            _Check(
-                looks_like_token & ~quoted,
-                F.concat(F.lit(f"field '{n}' is not string: "), _snippet(value)),
-            )
-        )
-    return checks
+        for n, position in positions.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -327,44 +321,6 @@ class JudgedEvents:
         )
 
 
-def _no_duplicate_key(typed: Column, keys: Column, json_schema: StructType) -> Column:
-    """No key of the object is given twice.
-
-    The fields among the keys are counted: a field that parsed to a value is one of them, and
-    only a field that came out null is looked up. When there are as many keys as fields
-    among them, no key repeats and none is unknown: the usual record, with or without null
-    fields, is settled without comparing keys with each other. Only the others have their
-    keys compared.
-    """
-    named = F.lit(0)
-    for f in json_schema.fields:
-        among = typed[f.name].isNotNull() | F.array_contains(keys, F.lit(f.name))
-        named = named + F.when(among, 1).otherwise(0)
-    return (F.size(keys) == named) | (F.size(F.array_distinct(keys)) == F.size(keys))
-
-
-def _present_as_null(text: Column, name: str) -> Column:
-    """``text`` gives field ``name`` as JSON ``null``.
-
-    Two plain substring searches find the spellings JSON writers use (``"name": null``,
-    ``"name":null``); a regex, which scans the whole text, runs only for other whitespace.
-    Only a structural key can be followed by a colon, so a string value cannot look like one.
-    """
-    return (
-        F.contains(text, F.lit(f'"{name}": null'))
-        | F.contains(text, F.lit(f'"{name}":null'))
-        | (
-            F.contains(text, F.lit(f'"{name}"'))
-            & F.regexp_like(text, F.lit(_key_pattern(name) + "\\s*null\\b"))
-        )
-    )
-
-
-def _absent(text: Column, name: str) -> Column:
-    """``text`` does not name field ``name`` as a key."""
-    return ~(F.contains(text, F.lit(f'"{name}"')) & F.regexp_like(text, F.lit(_key_pattern(name))))
-
-
 class EventJudge:
     """Judges Kafka records against one model's signature, rules and training profile.
 
@@ -378,11 +334,11 @@ class EventJudge:
     (string fields given as JSON strings), and no profile check whose policy is
     ``quarantine`` fails (by default: numbers must be finite).
 
-    The value is parsed once, typed, inside an array with a sentinel after it (so trailing
-    data or a second value fails the parse or adds an element), and its keys are read once
-    (a field given twice). A field that comes out null is looked up in the text: it must be
-    given as ``null`` (required) or be absent or ``null`` (optional), else it had the wrong
-    type. Never raises on record content.
+    The value is parsed once, typed, and its shape is read once in the JVM
+    (:func:`infra.json_shape.json_shape`: one object and nothing after it, no key twice, how
+    each field is given). A field that comes out null must be given as ``null`` (required) or
+    be absent or ``null`` (optional), else it had the wrong type. Never raises on record
+    content.
     """
 
     def __init__(
@@ -397,41 +353,35 @@ class EventJudge:
         json_schema = schema.json_schema()
         text = F.col("value").cast("string")
         fits = F.octet_length(F.col("value")) <= max_bytes
-        wrapped = F.concat(F.lit("["), text, F.lit(",{}]"))
+        names = [f.name for f in json_schema.fields]
         self._parse = [
-            F.when(fits, F.from_json(wrapped, ArrayType(json_schema), _STRICT)).alias("_values"),
-            F.when(fits, _keys_of(text)).alias("_keys"),
+            F.when(fits, F.from_json(text, json_schema, _STRICT)).alias("_typed"),
+            F.when(fits, json_shape(F.col("value"), names)).alias("_shape"),
         ]
-        self._unwrap = [
-            F.col("_values")[0].alias("_typed"),
-            F.coalesce(F.size("_values") == 2, F.lit(False)).alias("_one"),
-            F.col("_keys"),
-        ]
-        t, keys = F.col("_typed"), F.col("_keys")
-        strings = [f.name for f in schema.features.fields if isinstance(f.dataType, StringType)]
+        t, shape = F.col("_typed"), F.col("_shape")
+        strings = {
+            f.name: names.index(f.name)
+            for f in schema.features.fields
+            if isinstance(f.dataType, StringType)
+        }
         checks = _profile_checks(t, schema, profile)
-        confusions = _string_confusions(t, text, strings)
+        confusions = _string_confusions(t, shape, strings)
         quarantined_kinds = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.QUARANTINE]
         ok = (
             t.isNotNull()
-            & F.col("_one")
+            & (value_shape(shape) == ONE_OBJECT)
             & F.is_valid_utf8(text)
-            & _no_duplicate_key(t, keys, json_schema)
             & ~_any([c.fails for c in confusions])
             & ~_any([c.fails for k in quarantined_kinds for c in checks[k]])
         )
-        for f in json_schema.fields:
-            given = (
-                _present_as_null(text, f.name)
-                if f.name in schema.required
-                else _present_as_null(text, f.name) | _absent(text, f.name)
-            )
-            ok = ok & (t[f.name].isNotNull() | given)
+        for position, name in enumerate(names):
+            given = field_given(shape, position)
+            allowed = given == NULL if name in schema.required else given.isin(NULL, ABSENT)
+            ok = ok & (t[name].isNotNull() | allowed)
         flagged = [k for k in PROFILE_KINDS if rules.policy(k) == Policy.FLAG]
         self._verdict = [
             F.col("_typed"),
-            F.col("_keys"),
-            F.col("_one"),
+            F.col("_shape"),
             F.coalesce(ok, F.lit(False)).alias("_ok"),
             _flags(checks, flagged).alias("profile_flags"),
         ]
@@ -448,11 +398,7 @@ class EventJudge:
     def judge(self, records: DataFrame) -> JudgedEvents:
         """Judge ``records`` (key, value, topic, partition, offset, timestamp, ...)."""
         kept = [F.col(c) for c in records.columns]
-        frame = (
-            records.select(*kept, *self._parse)
-            .select(*kept, *self._unwrap)
-            .select(*kept, *self._verdict)
-        )
+        frame = records.select(*kept, *self._parse).select(*kept, *self._verdict)
         return self.judged(frame)
 
     def verdicts(self, records: DataFrame) -> JudgedEvents:
@@ -519,13 +465,14 @@ def _rejection(grounds: _Grounds) -> Column:
     # diagnosis refers to them many times (some inside lambdas, once per field), and the
     # higher-order functions it uses are evaluated without code generation, so without
     # common-subexpression elimination.
-    parsed = F.array(F.struct(lenient.alias("t"), untyped.alias("raw")))
-    return F.transform(parsed, lambda p: _diagnosis(grounds, p["t"], p["raw"]))[0]
+    keys = F.when(size <= max_bytes, _keys_of(text))
+    parsed = F.array(F.struct(lenient.alias("t"), untyped.alias("raw"), keys.alias("keys")))
+    return F.transform(parsed, lambda p: _diagnosis(grounds, p["t"], p["raw"], p["keys"]))[0]
 
 
-def _diagnosis(grounds: _Grounds, t: Column, raw: Column) -> Column:
+def _diagnosis(grounds: _Grounds, t: Column, raw: Column, keys: Column) -> Column:
     """The rejection reason of a record, given its value parsed leniently and typed (``t``)
-    and untyped (``raw``)."""
+    and untyped (``raw``), and its keys in order (``keys``)."""
     schema, rules, checks, confusions = (
         grounds.schema,
         grounds.rules,
@@ -533,7 +480,6 @@ def _diagnosis(grounds: _Grounds, t: Column, raw: Column) -> Column:
         grounds.confusions,
     )
     text, max_bytes = grounds.text, grounds.max_bytes
-    keys = F.col("_keys")
     size = F.octet_length(F.col("value"))
     required = [n for n in schema.names if n in schema.required]
     missing = F.array_except(_string_array(required), F.coalesce(keys, _string_array([])))
@@ -573,7 +519,9 @@ def _diagnosis(grounds: _Grounds, t: Column, raw: Column) -> Column:
     is_json = F.json_array_length(F.concat(F.lit("["), text, F.lit("]"))).isNotNull()
     concatenated = F.regexp_like(text, F.lit(r"(?s)^\s*\{.*\}\s*,?\s*[\{\[].*$"))
     # The typed parse read one clean object, but the value does not end there.
-    first_object = t.isNotNull() & t[_CORRUPT].isNull() & ~F.col("_one")
+    first_object = (
+        t.isNotNull() & t[_CORRUPT].isNull() & (value_shape(F.col("_shape")) == CONCATENATED)
+    )
     deep = F.regexp_like(text, F.lit(f"([\\[{{]\\s*){{{_DEEP_NESTING}}}"))
     verdicts: list[tuple[Column, str, Column]] = [
         (

@@ -183,6 +183,16 @@ CASES: tuple[Case, ...] = (
     Case("an unknown field beside a null feature", _event(bedrooms=None, note="x")),
     Case("an unknown extra field holding an object", _event(extra={"a": [1, {"b": 2}]})),
     Case(
+        "a required feature only inside another object",
+        b'{"room_type": "Private room", "extra": {"accommodates": null}, "bedrooms": 1}',
+        "missing_field",
+        detail="missing field 'accommodates'",
+    ),
+    Case(
+        "null for a required feature, its name escaped",
+        b'{"room_type": "Private room", "accommod\\u0061tes": null, "bedrooms": 1}',
+    ),
+    Case(
         "pretty-printed JSON", json.dumps(json.loads(_event(event_id="pretty")), indent=2).encode()
     ),
 )
