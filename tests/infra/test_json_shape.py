@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from infra.json_shape import json_shape
+import infra.json_shape as json_shape_module
+from infra.json_shape import JvmClassesMissingError, json_shape
 from infra.jvm_packages import OWN_JAR, spark_jars_dir
 from tests.conftest import SPARK_JARS
 
@@ -50,3 +52,11 @@ def test_each_value_gets_its_shape(spark: SparkSession) -> None:
 def test_the_class_is_built_into_the_project_jars() -> None:
     jar = spark_jars_dir(Path(SPARK_JARS).resolve()) / OWN_JAR
     assert jar.is_file() and jar.stat().st_size > 0
+
+
+def test_without_the_project_jar_the_error_says_how_to_ship_it(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(json_shape_module, "_CLASS", "local.streaminginference.NotShipped")
+    with pytest.raises(JvmClassesMissingError, match="spark-submit --jars"):
+        json_shape(F.col("value"), FIELDS)
