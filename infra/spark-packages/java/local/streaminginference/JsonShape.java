@@ -30,8 +30,9 @@ import org.apache.spark.sql.types.DataTypes;
  * {@code n} JSON {@code null}, {@code s} a string, {@code v} any other value (a number, a
  * boolean, NaN or Infinity, an object, an array). When a key is given twice, the last one
  * counts; in a value that is not one object, the fields read before the parse stopped keep
- * theirs. The parser accepts what Spark's JSON reader accepts by default (NaN and Infinity, no
- * comments, no single quotes, no leading zeros); it does not check UTF-8 inside strings.
+ * theirs. The parser accepts what Spark's JSON reader accepts as the record judge sets it up
+ * (NaN and Infinity; no comments, single quotes or leading zeros); it does not check UTF-8
+ * inside strings.
  * Never throws on the value's content; a null value gives null.
  */
 public final class JsonShape implements UDF1<byte[], String> {
