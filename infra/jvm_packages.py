@@ -74,7 +74,8 @@ def resolve_spark_jars(cache_root: Path) -> list[Path]:
     Raises:
         JvmPackagesError: Maven is missing or cannot resolve the packages.
     """
-    target = spark_jars_dir(cache_root.resolve())  # Maven reads a relative path from the pom's
+    # Absolute: Maven would read a relative output folder from the pom's folder.
+    target = spark_jars_dir(cache_root.resolve())
     marker = target / ".resolved"
     if not marker.exists():
         _download(target)
