@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, FloatType, StringType, StructField, StructType
+from pyspark.sql.types import DoubleType, FloatType, StringType
 
 from infra.json_shape import (
     ABSENT,
-    CONCATENATED,
     NULL,
     ONE_OBJECT,
     OTHER_VALUE,
     field_given,
+    json_reason,
     json_shape,
     value_shape,
 )
@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_MAX_VALUE_BYTES",
     "LANDING_KINDS",
     "PROFILE_KINDS",
+    "RECORD_COLUMNS",
     "VERDICT_COLUMNS",
     "ErrorKind",
     "EventJudge",
@@ -49,8 +50,10 @@ __all__ = [
 ]
 
 _KAFKA_COORDINATES = ("topic", "partition", "offset", "timestamp")
-# The columns :meth:`EventJudge.verdicts` adds to the records.
-VERDICT_COLUMNS = ("_typed", "_shape", "_ok", "profile_flags", "_rejected")
+# A record's own columns that its quarantine row keeps, and that judging it again needs.
+RECORD_COLUMNS = ("key", "value", *_KAFKA_COORDINATES)
+# The columns :meth:`EventJudge.judge` adds to the records.
+VERDICT_COLUMNS = ("_typed", "_shape", "_ok", "profile_flags")
 _RAW_SNIPPET = 80
 # Kafka's own default largest message; a bigger value is quarantined unparsed.
 DEFAULT_MAX_VALUE_BYTES = 1_048_576
@@ -146,29 +149,12 @@ def _snippet(column: Column) -> Column:
     ).otherwise(column)
 
 
-def _string_array(values: list[str]) -> Column:
-    return F.array(*[F.lit(v) for v in values]).cast("array<string>")
-
-
-def _joined(details: Column) -> Column:
-    """An array of detail strings as one string, ``""`` when empty."""
-    return F.coalesce(F.array_join(details, "; "), F.lit(""))
-
-
-_CORRUPT = "_corrupt_record"
+_REASON_TYPE = "struct<kind:string,detail:string>"
+_TOMBSTONE = "record has no value (a tombstone: null value)"
+_NOT_UTF8 = "value is not valid UTF-8"
 # Jackson's lenient extras that no JSON producer should rely on are off: a single-quoted
 # string is not JSON.
 _STRICT = {"allowSingleQuotes": "false"}
-
-
-def _keys_of(text: Column) -> Column:
-    """The object's keys in order, duplicates kept (null when ``text`` is not an object).
-
-    Spark's key reader refuses the NaN and Infinity tokens that its parser accepts; only for
-    a value it refuses are they read as numbers, so the non-finite check can name them.
-    """
-    sanitized = F.regexp_replace(text, r"([:\[,]\s*)[-+]?(Infinity|NaN)", "$10")
-    return F.coalesce(F.json_object_keys(text), F.json_object_keys(sanitized))
 
 
 def _any(conditions: list[Column]) -> Column:
@@ -396,21 +382,18 @@ class EventJudge:
         ]
 
     def judge(self, records: DataFrame) -> JudgedEvents:
-        """Judge ``records`` (key, value, topic, partition, offset, timestamp, ...)."""
+        """Judge ``records`` (key, value, topic, partition, offset, timestamp, ...): add the
+        columns of :data:`VERDICT_COLUMNS`.
+
+        Every column is a projection Spark compiles. A rejected record's reason is not among
+        them: it is worked out where the rejected records are read
+        (:meth:`JudgedEvents.rejected_record`), so that the plan every record goes through
+        does not carry it. This is the plan a streaming query can carry, analysed once when
+        the query starts.
+        """
         kept = [F.col(c) for c in records.columns]
         frame = records.select(*kept, *self._parse).select(*kept, *self._verdict)
         return self.judged(frame)
-
-    def verdicts(self, records: DataFrame) -> JudgedEvents:
-        """Judge ``records`` like :meth:`judge`, plus ``_rejected``: the record with its reason
-        (:meth:`JudgedEvents.rejected_record`) where it is rejected, else null.
-
-        Every column is a projection Spark compiles; the reason is worked out only for a
-        rejected record. This is the plan a streaming query can carry: analysed once when
-        the query starts, it adds the columns of :data:`VERDICT_COLUMNS` to each batch.
-        """
-        judged = self.judge(records)
-        return self.judged(judged.frame.select("*", judged.rejected_record().alias("_rejected")))
 
     def judged(self, frame: DataFrame) -> JudgedEvents:
         """``frame``, records this judge has judged already, with the judge's verdict columns."""
@@ -444,152 +427,67 @@ class _Grounds:
     max_bytes: int
 
 
+def _reason(kind: str, detail: Column) -> Column:
+    return F.struct(F.lit(kind).alias("kind"), detail.alias("detail"))
+
+
 def _rejection(grounds: _Grounds) -> Column:
     """Why a record was rejected: the first kind that applies, with a detail naming the field
-    and the value. Looks at the value again (untyped), so only for rejected records."""
-    schema, text, max_bytes = grounds.schema, grounds.text, grounds.max_bytes
-    size = F.octet_length(F.col("value"))
-    typed_schema = StructType([*schema.json_schema().fields, StructField(_CORRUPT, StringType())])
-    # The value parsed on its own, leniently about what follows it and reporting a field of
-    # the wrong type as a corrupt record, and untyped: to say what is wrong.
-    lenient = F.when(
-        size <= max_bytes,
-        F.from_json(
-            text,
-            typed_schema,
-            {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT, **_STRICT},
-        ),
-    )
-    untyped = F.when(size <= max_bytes, F.from_json(text, "map<string,string>", _STRICT))
-    # Both parses are bound once per record and read through the lambda's variable: the
-    # diagnosis refers to them many times (some inside lambdas, once per field), and the
-    # higher-order functions it uses are evaluated without code generation, so without
-    # common-subexpression elimination.
-    keys = F.when(size <= max_bytes, _keys_of(text))
-    parsed = F.array(F.struct(lenient.alias("t"), untyped.alias("raw"), keys.alias("keys")))
-    return F.transform(parsed, lambda p: _diagnosis(grounds, p["t"], p["raw"], p["keys"]))[0]
-
-
-def _diagnosis(grounds: _Grounds, t: Column, raw: Column, keys: Column) -> Column:
-    """The rejection reason of a record, given its value parsed leniently and typed (``t``)
-    and untyped (``raw``), and its keys in order (``keys``)."""
-    schema, rules, checks, confusions = (
-        grounds.schema,
-        grounds.rules,
-        grounds.checks,
-        grounds.confusions,
-    )
+    and the value. For rejected records only: the value's form is read again, in the JVM
+    (:func:`infra.json_shape.json_reason`), and the typed checks are looked at again."""
+    schema, rules, checks = grounds.schema, grounds.rules, grounds.checks
     text, max_bytes = grounds.text, grounds.max_bytes
-    size = F.octet_length(F.col("value"))
-    required = [n for n in schema.names if n in schema.required]
-    missing = F.array_except(_string_array(required), F.coalesce(keys, _string_array([])))
-    missing_detail = _joined(
-        F.transform(missing, lambda name: F.concat(F.lit("missing field '"), name, F.lit("'")))
-    )
-    declared = F.array(
-        *[
-            F.struct(
-                F.lit(f.name).alias("name"),
-                F.lit(f.dataType.simpleString()).alias("type"),
-                t[f.name].isNull().alias("untyped"),
-            )
-            for f in schema.json_schema().fields
-        ]
-    )
-    mismatched = F.filter(
-        declared, lambda f: f["untyped"] & F.try_element_at(raw, f["name"]).isNotNull()
-    )
-    mismatch_detail = _joined(
-        F.transform(
-            mismatched,
-            lambda f: F.concat(
-                F.lit("field '"), f["name"], F.lit("' is not "), f["type"], F.lit(": "),
-                _snippet(F.try_element_at(raw, f["name"])),
+    value = F.col("value")
+    size = F.octet_length(value)
+    # What the value's bytes are, before it is read as JSON.
+    raw = (
+        F.when(value.isNull(), _reason(ErrorKind.TOMBSTONE, F.lit(_TOMBSTONE)))
+        .when(size == 0, _reason(ErrorKind.EMPTY_VALUE, F.lit("value is empty (zero bytes)")))
+        .when(
+            size > max_bytes,
+            _reason(
+                ErrorKind.OVERSIZED,
+                F.format_string(
+                    "value has %d bytes, more than the %d allowed", size, F.lit(max_bytes)
+                ),
             ),
         )
-    )  # fmt: skip
-    duplicated = F.array_distinct(
-        F.filter(keys, lambda k: F.size(F.filter(keys, lambda j: j == k)) > 1)
-    )
-    repeated = F.size(F.array_distinct(keys)) < F.size(keys)
-    duplicate_detail = _joined(
-        F.transform(duplicated, lambda k: F.concat(F.lit("field '"), k, F.lit("' given twice")))
-    )
-    starts_object = F.startswith(F.ltrim(text), F.lit("{"))
-    is_json = F.json_array_length(F.concat(F.lit("["), text, F.lit("]"))).isNotNull()
-    concatenated = F.regexp_like(text, F.lit(r"(?s)^\s*\{.*\}\s*,?\s*[\{\[].*$"))
-    # The typed parse read one clean object, but the value does not end there.
-    first_object = (
-        t.isNotNull() & t[_CORRUPT].isNull() & (value_shape(F.col("_shape")) == CONCATENATED)
-    )
-    deep = F.regexp_like(text, F.lit(f"([\\[{{]\\s*){{{_DEEP_NESTING}}}"))
-    verdicts: list[tuple[Column, str, Column]] = [
-        (
-            F.col("value").isNull(),
-            ErrorKind.TOMBSTONE,
-            F.lit("record has no value (a tombstone: null value)"),
-        ),
-        (size == 0, ErrorKind.EMPTY_VALUE, F.lit("value is empty (zero bytes)")),
-        (
-            size > max_bytes,
-            ErrorKind.OVERSIZED,
-            F.format_string("value has %d bytes, more than the %d allowed", size, F.lit(max_bytes)),
-        ),
-        (~F.is_valid_utf8(text), ErrorKind.INVALID_UTF8, F.lit("value is not valid UTF-8")),
-        (
+        .when(~F.is_valid_utf8(text), _reason(ErrorKind.INVALID_UTF8, F.lit(_NOT_UTF8)))
+        .when(
             F.regexp_like(text, F.lit(r"^\s*$")),
-            ErrorKind.EMPTY_VALUE,
-            F.format_string("value holds only whitespace (%d bytes)", size),
-        ),
-        (
-            raw.isNull() & ~is_json & deep,
-            ErrorKind.TOO_DEEPLY_NESTED,
-            F.lit(f"value nests arrays or objects more than {_DEEP_NESTING} levels deep"),
-        ),
-        (
-            raw.isNull() & ~starts_object & is_json,
-            ErrorKind.NOT_AN_OBJECT,
-            F.concat(F.lit("value is JSON but not an object: "), _snippet(text)),
-        ),
-        (
-            first_object & concatenated,
-            ErrorKind.CONCATENATED_OBJECTS,
-            F.concat(F.lit("value holds more than one JSON value: "), _snippet(text)),
-        ),
-        (
-            first_object,
-            ErrorKind.TRAILING_DATA,
-            F.concat(F.lit("value has data after its JSON object: "), _snippet(text)),
-        ),
-        (
-            raw.isNull(),
-            ErrorKind.MALFORMED_JSON,
-            F.concat(F.lit("value is not valid JSON: "), _snippet(text)),
-        ),
-        # Conditions that are cheap to test; a detail is only worked out for its own kind.
-        (repeated, ErrorKind.DUPLICATE_FIELD, duplicate_detail),
-        (F.size(missing) > 0, ErrorKind.MISSING_FIELD, missing_detail),
-        (mismatch_detail != "", ErrorKind.TYPE_MISMATCH, mismatch_detail),
-        (_any([c.fails for c in confusions]), ErrorKind.TYPE_MISMATCH, _failing(confusions)),
-        *[
-            (_any([c.fails for c in checks[kind]]), kind, _failing(checks[kind]))
-            for kind in PROFILE_KINDS
-            if rules.policy(kind) == Policy.QUARANTINE
-        ],
-    ]  # fmt: skip
-    verdict = F.when(F.lit(False), F.lit(None).cast("struct<kind:string,detail:string>"))
-    for condition, kind, detail in verdicts:
-        verdict = verdict.when(
-            condition, F.struct(F.lit(kind).alias("kind"), detail.alias("detail"))
+            _reason(
+                ErrorKind.EMPTY_VALUE,
+                F.format_string("value holds only whitespace (%d bytes)", size),
+            ),
+        )
+    )
+    # Its structure, keys and field types, read by the JSON tokenizer.
+    fields = schema.json_schema().fields
+    typed = F.col("_typed")
+    untyped = F.concat(*[F.when(typed[f.name].isNull(), "1").otherwise("0") for f in fields])
+    form = json_reason(
+        value,
+        untyped,
+        [(f.name, f.dataType.simpleString(), f.name in schema.required) for f in fields],
+        _DEEP_NESTING,
+    )
+    # What the typed values say: a string field given another value, a profile check whose
+    # policy is to quarantine.
+    typed_checks = [
+        (grounds.confusions, ErrorKind.TYPE_MISMATCH),
+        *[(checks[k], k) for k in PROFILE_KINDS if rules.policy(k) == Policy.QUARANTINE],
+    ]
+    values = F.when(F.lit(False), F.lit(None).cast(_REASON_TYPE))
+    for kind_checks, kind in typed_checks:
+        values = values.when(
+            _any([c.fails for c in kind_checks]), _reason(kind, _failing(kind_checks))
         )
     # Never reached by the cases above; a record is never rejected without a reason.
-    fallback = F.struct(
-        F.lit(ErrorKind.MALFORMED_JSON).alias("kind"),
-        F.concat(F.lit("value was not accepted: "), F.coalesce(_snippet(text), F.lit(""))).alias(
-            "detail"
-        ),
+    fallback = _reason(
+        ErrorKind.MALFORMED_JSON,
+        F.concat(F.lit("value was not accepted: "), F.coalesce(_snippet(text), F.lit(""))),
     )
-    return verdict.otherwise(fallback)
+    return F.coalesce(raw, form, values, fallback)
 
 
 def _key_columns(key: Column) -> list[Column]:
@@ -612,9 +510,8 @@ def valid_rows(judged: JudgedEvents) -> DataFrame:
 
 def rejected_rows(judged: JudgedEvents) -> DataFrame:
     """The records to quarantine, raw, with their reason (see :class:`ParsedEvents`)."""
-    frame = judged.frame
-    rejected = F.col("_rejected") if "_rejected" in frame.columns else judged.rejected_record()
-    return frame.where(~F.col("_ok")).select(rejected.alias("_rejected")).select("_rejected.*")
+    rejected = judged.rejected_record().alias("_rejected")
+    return judged.frame.where(~F.col("_ok")).select(rejected).select("_rejected.*")
 
 
 def parse_events(

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -119,7 +120,7 @@ class MicroBatchProcessor:
         judges: Where the judges of the model versions are kept (one built from ``rules``
             when not given); pass the one the model loader also fills.
         stream_judge: The judge whose verdicts the stream's own plan adds to each batch
-            (:meth:`EventJudge.verdicts`, from ``judges``), or ``None`` when the batches come
+            (:meth:`EventJudge.judge`, from ``judges``), or ``None`` when the batches come
             as Kafka records. A batch whose model has another judge is judged in the batch,
             and ``restart_wanted`` is set: the query should be started again with that judge.
         max_records: The most records a batch holds (the batch cap). The driver gathers a
@@ -164,7 +165,7 @@ class MicroBatchProcessor:
         return self.judges.for_model(model)
 
     def _judged(self, records: DataFrame, model: LoadedModel, batch_id: int) -> JudgedEvents:
-        """The batch's records with the verdicts of ``model``'s judge (``_ok``, ``_rejected``...).
+        """The batch's records with the verdicts of ``model``'s judge (``_ok``, ...).
 
         When the stream's own plan judged them with that judge (``stream_judge``), they are
         used as they come: the judge was analysed once, when the query started, instead of
@@ -174,14 +175,14 @@ class MicroBatchProcessor:
         """
         judge = self._judge(model)
         if self.stream_judge is None:
-            return judge.verdicts(records)
+            return judge.judge(records)
         if judge is self.stream_judge:
             return judge.judged(records)
         replay = self.replay
         if replay is None or replay.batch_id != batch_id:  # a new version serves from now on
             self.restart_wanted.set()
         log.info("batch %d: judged in the batch, for model version %s", batch_id, model.identity)
-        return judge.verdicts(records.drop(*VERDICT_COLUMNS))
+        return judge.judge(records.drop(*VERDICT_COLUMNS))
 
     def _model_for(self, batch_id: int) -> LoadedModel:
         replay = self.replay
@@ -195,8 +196,9 @@ class MicroBatchProcessor:
         The records are read once, while the predictions are written; the figures and the few
         rejected records come back from that same pass (Spark's observed metrics), so nothing
         is cached or counted. The quarantine table is written only when the batch had bad
-        records. A batch begun before a restart is re-run with the model version it began
-        with, and what its first run already committed is not written again.
+        records; their reasons are worked out there, from the records gathered. A batch begun
+        before a restart is re-run with the model version it began with, and what its first
+        run already committed is not written again.
 
         Raises:
             Whatever the Delta writes raise (disk full, storage gone): the batch fails, the
@@ -238,9 +240,6 @@ class MicroBatchProcessor:
         version = model.identity.version
         judged = self._judged(records, model, batch_id)
         observation = Observation(f"batch_{batch_id}_{uuid.uuid4().hex}")
-        # The rejected record (with its reason) is a column of a projection, which Spark
-        # compiles, and the observation only collects that column: Spark evaluates observed
-        # metrics without code generation, where working out reasons costs far more.
         observed = replace(judged, frame=judged.frame.observe(observation, *self.rejected.columns))
         # The batch's lineage (batch id, scored-at) enters the plan as literals that Spark writes
         # into its generated code. The observation below is a stage boundary: the compiled
@@ -258,8 +257,8 @@ class MicroBatchProcessor:
             scored, BatchRecord(self.predictions.app_id, batch_id, version, None), guarded
         )
         found = self.rejected.observed(observation)
-        self._quarantine(judged, found, batch_id, version, now, guarded)
-        return self._outcome(batch_id, found, version, started)
+        kinds = self._quarantine(judged, found, batch_id, version, now, guarded)
+        return self._outcome(batch_id, found, kinds, version, started)
 
     def _quarantine(
         self,
@@ -269,16 +268,20 @@ class MicroBatchProcessor:
         version: str | None,
         at: datetime,
         guarded: bool = True,
-    ) -> None:
-        """Append the batch's rejected records to the quarantine table, when it has any."""
+        written: bool = False,
+    ) -> Counter[str]:
+        """Append the batch's rejected records to the quarantine table, when it has any and
+        they are not ``written`` already; return their error kinds."""
         rows = self.rejected.rows(judged, found)
         if rows is None:
-            return
+            return Counter()
+        if written:
+            return self.rejected.kinds_of(rows)
+        counted, observation = self.rejected.counted(quarantine_rows(rows, batch_id, at))
         self.quarantine.append(
-            quarantine_rows(rows, batch_id, at),
-            BatchRecord(self.quarantine.app_id, batch_id, version, found.count),
-            guarded,
+            counted, BatchRecord(self.quarantine.app_id, batch_id, version, found.count), guarded
         )
+        return self.rejected.kinds(observation)
 
     def _complete_replay(
         self, records: DataFrame, batch_id: int, model: LoadedModel, started: float
@@ -287,15 +290,21 @@ class MicroBatchProcessor:
         version = model.identity.version
         judged = self._judged(records, model, batch_id)
         found = self.rejected.of(judged)  # one pass: the records counted, rejected ones gathered
-        if found.count and not self.quarantine.has_batch(batch_id):
-            self._quarantine(judged, found, batch_id, version, self.clock())
+        written = bool(found.count) and self.quarantine.has_batch(batch_id)
+        at = self.clock()
+        kinds = self._quarantine(judged, found, batch_id, version, at, written=written)
         log.info("batch %d: predictions were committed before the restart", batch_id)
-        return self._outcome(batch_id, found, version, started)
+        return self._outcome(batch_id, found, kinds, version, started)
 
     def _outcome(
-        self, batch_id: int, found: Rejections, version: str | None, started: float
+        self,
+        batch_id: int,
+        found: Rejections,
+        kinds: Counter[str],
+        version: str | None,
+        started: float,
     ) -> BatchOutcome:
-        for kind, count in found.by_kind().items():
+        for kind, count in kinds.items():
             self.metrics.quarantined.labels(error_kind=kind).inc(count)
         return BatchOutcome(
             batch_id=batch_id,

@@ -2,10 +2,14 @@
 its quarantine append writes.
 
 The pass counts the batch's records and its rejected ones (Spark's observed metrics), and brings
-the small rejected records back with those figures: with 1 % of the records rejected, the
-quarantine is written from them without reading the batch again. A rejected record whose key
-and value hold more than ``record_bytes`` is only counted there; the quarantine append reads
-the batch again for those, restricted to the large records before they are judged.
+the small rejected records back, raw, with those figures: with 1 % of the records rejected, the
+quarantine is written from them without reading the batch again. Their reasons are worked out
+there, from the few gathered records and their verdict columns (the typed value and its
+shape), not in the pass every record goes through: carrying the reason's expression in that
+pass cost every batch its planning and compiling.
+A rejected record whose key and value hold more than ``record_bytes`` is only counted in the
+pass; the quarantine append reads the batch again for those, restricted to the large records
+before they are judged.
 
 So the driver holds at most ``record_bytes`` for each record of the batch, whatever comes in: a
 whole batch of small malformed events stays within that budget, and a producer that sends
@@ -21,11 +25,11 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
-from streaming.parse.events import JudgedEvents, rejected_rows
-from streaming.sink.tables import REJECTED_SCHEMA
+from streaming.parse.events import RECORD_COLUMNS, JudgedEvents, rejected_rows
 
 __all__ = ["GATHER_BYTES", "RejectedRecords", "Rejections", "record_limit"]
 
@@ -34,6 +38,9 @@ __all__ = ["GATHER_BYTES", "RejectedRecords", "Rejections", "record_limit"]
 # record: a malformed event of the usual size comes back with the figures.
 GATHER_BYTES = 96 * 1024 * 1024
 _KIND_SEPARATOR = ","  # no error kind contains it
+# A gathered record: its own columns, as the quarantine row keeps them, and the verdict columns
+# its reason is worked out from.
+_GATHERED = (*RECORD_COLUMNS, "_typed", "_shape", "_ok")
 
 
 def record_limit(max_records: int) -> int:
@@ -48,23 +55,16 @@ class Rejections:
 
     Attributes:
         rows_in: Records in the batch.
-        kinds: The error kind of each rejected record.
-        gathered: The small rejected records (a JVM ``java.util.List`` of rows of
-            ``REJECTED_SCHEMA``), or ``None`` when there is none.
+        count: Rejected records in the batch.
+        gathered: The small rejected records, raw, with their verdict columns (a JVM
+            ``java.util.List`` of rows), or ``None`` when there is none.
         left_out: Rejected records too large to be gathered: read again from the batch.
     """
 
     rows_in: int
-    kinds: list[str]
+    count: int
     gathered: Any
     left_out: int
-
-    @property
-    def count(self) -> int:
-        return len(self.kinds)
-
-    def by_kind(self) -> Counter[str]:
-        return Counter(self.kinds)
 
 
 class RejectedRecords:
@@ -76,42 +76,37 @@ class RejectedRecords:
 
     def __init__(self, record_bytes: int) -> None:
         self.record_bytes = record_bytes
-        rejected = F.col("_rejected")
+        rejected = ~F.col("_ok")
         size = F.coalesce(F.octet_length("key"), F.lit(0)) + F.coalesce(
             F.octet_length("value"), F.lit(0)
         )
         # On the raw columns, so that the second read can be restricted before the judge runs.
         self._large = size > F.lit(record_bytes)
-        # Observed metrics are evaluated for every record, the collections without code
-        # generation: a record that is not rejected is settled by its first test. Each
-        # aggregate here is computed on its own (Spark does not share one between two
-        # expressions), so the records left out are counted as the kinds not gathered.
+        # Observed metrics are evaluated for every record, the collection without code
+        # generation: a record that is not rejected is settled by its first test.
         self.columns: tuple[Column, ...] = (
             F.count(F.lit(1)).alias("rows_in"),
-            F.array_join(F.collect_list(rejected["error_kind"]), _KIND_SEPARATOR).alias("kinds"),
-            F.collect_list(F.when(rejected.isNotNull() & ~self._large, rejected)).alias("gathered"),
+            F.count_if(rejected).alias("rejected"),
+            F.collect_list(F.when(rejected & ~self._large, F.struct(*_GATHERED))).alias("gathered"),
         )
+        self._kinds = F.array_join(F.collect_list("error_kind"), _KIND_SEPARATOR).alias("kinds")
 
     def read(self, row: Any) -> Rejections:
         """The figures in ``row``, a JVM ``Row`` of :attr:`columns` (an observation's result or
         the aggregate's first row), read without converting the gathered records."""
-        text = row.getString(1) or ""
-        kinds = text.split(_KIND_SEPARATOR) if text else []
         gathered = row.getList(2)
-        count = int(gathered.size())
+        size = int(gathered.size())
+        count = int(row.getLong(1))
         return Rejections(
             rows_in=int(row.getLong(0)),
-            kinds=kinds,
-            gathered=gathered if count else None,
-            left_out=len(kinds) - count,
+            count=count,
+            gathered=gathered if size else None,
+            left_out=count - size,
         )
 
     def observed(self, observation: Observation) -> Rejections:
         """The figures of an observation of :attr:`columns`, once its pass has run."""
-        java = observation._jo
-        if java is None:
-            raise RuntimeError("the observation was not attached to the batch's plan")
-        return self.read(java.getRow())
+        return self.read(_result(observation))
 
     def of(self, judged: JudgedEvents) -> Rejections:
         """Count and gather ``judged``'s rejected records in a pass of their own (a batch whose
@@ -120,12 +115,13 @@ class RejectedRecords:
         return self.read(aggregate._jdf.first())
 
     def rows(self, judged: JudgedEvents, found: Rejections) -> DataFrame | None:
-        """The batch's rejected records (``REJECTED_SCHEMA``), ``None`` when there is none: the
-        gathered ones, and those left out, read again from ``judged``."""
-        spark = judged.frame.sparkSession
+        """The batch's rejected records with their reasons (``REJECTED_SCHEMA``), ``None`` when
+        there is none: the gathered ones, their reasons worked out on the driver, and those
+        left out, read again from ``judged``."""
         parts: list[DataFrame] = []
         if found.gathered is not None:
-            parts.append(_local_frame(spark, found.gathered))
+            local = _local_frame(judged.frame, found.gathered)
+            parts.append(rejected_rows(replace(judged, frame=local)))
         if found.left_out:
             parts.append(rejected_rows(replace(judged, frame=judged.frame.where(self._large))))
         if not parts:
@@ -135,9 +131,36 @@ class RejectedRecords:
             rows = rows.unionByName(part)
         return rows
 
+    def counted(self, rows: DataFrame) -> tuple[DataFrame, Observation]:
+        """``rows`` (``REJECTED_SCHEMA``) observed for their error kinds: read them with
+        :meth:`kinds` once the rows have been written."""
+        observation = Observation()
+        return rows.observe(observation, self._kinds), observation
 
-def _local_frame(spark: SparkSession, rows: Any) -> DataFrame:
-    """A DataFrame of JVM rows of ``REJECTED_SCHEMA``, built in the JVM."""
+    def kinds(self, observation: Observation) -> Counter[str]:
+        """The error kinds an observation of :meth:`counted` saw, with their counts."""
+        return _split_kinds(_result(observation).getString(0))
+
+    def kinds_of(self, rows: DataFrame) -> Counter[str]:
+        """The error kinds of ``rows`` (``REJECTED_SCHEMA``), in a job of their own."""
+        return _split_kinds(rows.agg(self._kinds)._jdf.first().getString(0))
+
+
+def _result(observation: Observation) -> Any:
+    java = observation._jo
+    if java is None:
+        raise RuntimeError("the observation was not attached to the plan")
+    return java.getRow()
+
+
+def _split_kinds(text: str | None) -> Counter[str]:
+    return Counter(text.split(_KIND_SEPARATOR) if text else [])
+
+
+def _local_frame(frame: DataFrame, rows: Any) -> DataFrame:
+    """A DataFrame of gathered rows (JVM rows of ``frame``'s columns ``_GATHERED``), built in
+    the JVM."""
+    spark = frame.sparkSession
     jspark = spark._jsparkSession
-    schema = jspark.parseDataType(REJECTED_SCHEMA.json())
-    return DataFrame(jspark.createDataFrame(rows, schema), spark)
+    schema = StructType([frame.schema[name] for name in _GATHERED])
+    return DataFrame(jspark.createDataFrame(rows, jspark.parseDataType(schema.json())), spark)

@@ -191,7 +191,7 @@ class InferenceService:
             records = _drop_redelivered(records, s.dedup_watermark)
         processor.stream_judge = judge
         return (
-            judge.verdicts(records)
+            judge.judge(records)
             .frame.writeStream.queryName(s.query_name)
             .option("checkpointLocation", str(s.checkpoint_dir))
             .foreachBatch(processor.process)

@@ -65,6 +65,16 @@ def processor_for(
     return MicroBatchProcessor(models, predictions, quarantine, clock=lambda: AT, **options)
 
 
+def quarantined_by_kind(process: MicroBatchProcessor) -> dict[str, float]:
+    """The service metric of quarantined records, by error kind (the kinds counted at all)."""
+    return {
+        sample.labels["error_kind"]: sample.value
+        for metric in process.metrics.quarantined.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total") and sample.value
+    }
+
+
 def versions_by_batch(spark: SparkSession, tmp_path: Path) -> dict[int, set[str]]:
     rows = (
         spark.read.format("delta")
@@ -92,6 +102,9 @@ def test_a_replayed_batch_is_written_once(
     again = process(batch, 0)  # Spark re-runs a batch after a crash before its checkpoint commit
 
     assert (first.predictions, first.quarantined) == (12, 2)
+    # The metric counts each run of the batch: the reasons of a replay's quarantine rows are
+    # worked out again even when the quarantine holds them already.
+    assert quarantined_by_kind(process) == {"malformed_json": 2, "missing_field": 2}
     assert (again.rows_in, again.predictions, again.quarantined) == (14, 12, 2)
     assert spark.read.format("delta").load(str(tmp_path / "p")).count() == 12
     assert spark.read.format("delta").load(str(tmp_path / "q")).count() == 2
@@ -114,9 +127,7 @@ def test_large_rejected_records_are_read_again_instead_of_gathered_on_the_driver
     bad = {i: v for i, v in enumerate(values) if i % 7 == 6 or i == 35}
     batch = records(spark, values)
 
-    found = process.rejected.of(
-        process.judges.for_model(process.models.for_batch(0)).verdicts(batch)
-    )
+    found = process.rejected.of(process.judges.for_model(process.models.for_batch(0)).judge(batch))
     assert (found.count, found.left_out) == (6, 3)  # the two JSON objects and the blob are large
 
     outcome = process(batch, 0)
@@ -132,6 +143,13 @@ def test_large_rejected_records_are_read_again_instead_of_gathered_on_the_driver
         35: "invalid_utf8",
     }
     assert process.quarantine.last_batch() == BatchRecord("q:quarantine", 0, "1", 6)
+    assert quarantined_by_kind(process) == {
+        "malformed_json": 1,
+        "missing_field": 1,
+        "type_mismatch": 1,
+        "invalid_utf8": 2,
+        "tombstone": 1,
+    }
 
     # A restart after the predictions' commit but before the quarantine's writes the quarantine
     # from the batch again, large records included.
@@ -161,7 +179,7 @@ def test_records_judged_in_the_streams_plan_are_used_as_they_come_until_a_swap(
     process.stream_judge = judge  # as the service starts its query
 
     # The stream's plan judged the batch: the processor scores and quarantines from its verdicts.
-    first = process(judge.verdicts(records(spark, mixed_events(14))).frame, 0)
+    first = process(judge.judge(records(spark, mixed_events(14))).frame, 0)
     assert (first.rows_in, first.predictions, first.quarantined) == (14, 12, 2)
     assert not process.restart_wanted.is_set()
 
@@ -170,7 +188,7 @@ def test_records_judged_in_the_streams_plan_are_used_as_they_come_until_a_swap(
     registry.register_spark(
         fit_pipeline(training_frame(spark, slope=90.0)), training_frame(spark), alias="champion"
     )
-    batch = judge.verdicts(records(spark, mixed_events(14), first_offset=14)).frame
+    batch = judge.judge(records(spark, mixed_events(14), first_offset=14)).frame
     second = process(batch, 1)
     assert (second.model_version, second.predictions, second.quarantined) == ("2", 12, 2)
     assert process.judges.for_model(process.models.for_batch(2)) is not judge
