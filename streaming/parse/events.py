@@ -395,6 +395,14 @@ class EventJudge:
         frame = records.select(*kept, *self._parse).select(*kept, *self._verdict)
         return self.judged(frame)
 
+    def rejected(self, records: DataFrame) -> DataFrame:
+        """``records`` that a judgement rejected already (a batch's pass gathered them), as
+        rows of ``REJECTED_SCHEMA`` with their reasons: the value is parsed again, and only
+        what the reason reads is worked out (:func:`rejected_rows`)."""
+        kept = [F.col(c) for c in RECORD_COLUMNS]
+        parsed = records.select(*kept, *self._parse, F.lit(False).alias("_ok"))
+        return rejected_rows(self.judged(parsed))
+
     def judged(self, frame: DataFrame) -> JudgedEvents:
         """``frame``, records this judge has judged already, with the judge's verdict columns."""
         return JudgedEvents(

@@ -257,11 +257,12 @@ class MicroBatchProcessor:
             scored, BatchRecord(self.predictions.app_id, batch_id, version, None), guarded
         )
         found = self.rejected.observed(observation)
-        kinds = self._quarantine(judged, found, batch_id, version, now, guarded)
+        kinds = self._quarantine(self._judge(model), judged, found, batch_id, version, now, guarded)
         return self._outcome(batch_id, found, kinds, version, started)
 
     def _quarantine(
         self,
+        judge: EventJudge,
         judged: JudgedEvents,
         found: Rejections,
         batch_id: int,
@@ -272,7 +273,7 @@ class MicroBatchProcessor:
     ) -> Counter[str]:
         """Append the batch's rejected records to the quarantine table, when it has any and
         they are not ``written`` already; return their error kinds."""
-        rows = self.rejected.rows(judged, found)
+        rows = self.rejected.rows(judge, judged, found)
         if rows is None:
             return Counter()
         if written:
@@ -292,7 +293,9 @@ class MicroBatchProcessor:
         found = self.rejected.of(judged)  # one pass: the records counted, rejected ones gathered
         written = bool(found.count) and self.quarantine.has_batch(batch_id)
         at = self.clock()
-        kinds = self._quarantine(judged, found, batch_id, version, at, written=written)
+        kinds = self._quarantine(
+            self._judge(model), judged, found, batch_id, version, at, written=written
+        )
         log.info("batch %d: predictions were committed before the restart", batch_id)
         return self._outcome(batch_id, found, kinds, version, started)
 

@@ -4,9 +4,9 @@ its quarantine append writes.
 The pass counts the batch's records and its rejected ones (Spark's observed metrics), and brings
 the small rejected records back, raw, with those figures: with 1 % of the records rejected, the
 quarantine is written from them without reading the batch again. Their reasons are worked out
-there, from the few gathered records and their verdict columns (the typed value and its
-shape), not in the pass every record goes through: carrying the reason's expression in that
-pass cost every batch its planning and compiling.
+there, from the few gathered records (parsed again on the driver), not in the pass every record
+goes through: carrying the reason's expression in that pass cost every batch its planning and
+compiling.
 A rejected record whose key and value hold more than ``record_bytes`` is only counted in the
 pass; the quarantine append reads the batch again for those, restricted to the large records
 before they are judged.
@@ -25,11 +25,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from streaming.parse.events import RECORD_COLUMNS, JudgedEvents, rejected_rows
+from streaming.parse.events import RECORD_COLUMNS, EventJudge, JudgedEvents, rejected_rows
+from streaming.sink.tables import REJECTED_SCHEMA
 
 __all__ = ["GATHER_BYTES", "RejectedRecords", "Rejections", "record_limit"]
 
@@ -38,9 +39,8 @@ __all__ = ["GATHER_BYTES", "RejectedRecords", "Rejections", "record_limit"]
 # record: a malformed event of the usual size comes back with the figures.
 GATHER_BYTES = 96 * 1024 * 1024
 _KIND_SEPARATOR = ","  # no error kind contains it
-# A gathered record: its own columns, as the quarantine row keeps them, and the verdict columns
-# its reason is worked out from.
-_GATHERED = (*RECORD_COLUMNS, "_typed", "_shape", "_ok")
+# A gathered record: its own columns, as the quarantine row keeps them.
+_RECORD_SCHEMA = StructType([f for f in REJECTED_SCHEMA.fields if f.name in RECORD_COLUMNS])
 
 
 def record_limit(max_records: int) -> int:
@@ -56,8 +56,8 @@ class Rejections:
     Attributes:
         rows_in: Records in the batch.
         count: Rejected records in the batch.
-        gathered: The small rejected records, raw, with their verdict columns (a JVM
-            ``java.util.List`` of rows), or ``None`` when there is none.
+        gathered: The small rejected records, raw (a JVM ``java.util.List`` of rows of the
+            record's own columns, ``RECORD_COLUMNS``), or ``None`` when there is none.
         left_out: Rejected records too large to be gathered: read again from the batch.
     """
 
@@ -87,7 +87,9 @@ class RejectedRecords:
         self.columns: tuple[Column, ...] = (
             F.count(F.lit(1)).alias("rows_in"),
             F.count_if(rejected).alias("rejected"),
-            F.collect_list(F.when(rejected & ~self._large, F.struct(*_GATHERED))).alias("gathered"),
+            F.collect_list(F.when(rejected & ~self._large, F.struct(*RECORD_COLUMNS))).alias(
+                "gathered"
+            ),
         )
         self._kinds = F.array_join(F.collect_list("error_kind"), _KIND_SEPARATOR).alias("kinds")
 
@@ -114,14 +116,13 @@ class RejectedRecords:
         aggregate = judged.frame.agg(*self.columns)
         return self.read(aggregate._jdf.first())
 
-    def rows(self, judged: JudgedEvents, found: Rejections) -> DataFrame | None:
+    def rows(self, judge: EventJudge, judged: JudgedEvents, found: Rejections) -> DataFrame | None:
         """The batch's rejected records with their reasons (``REJECTED_SCHEMA``), ``None`` when
-        there is none: the gathered ones, their reasons worked out on the driver, and those
-        left out, read again from ``judged``."""
+        there is none: the gathered ones, their reasons worked out on the driver by ``judge``
+        (the judge of ``judged``), and those left out, read again from ``judged``."""
         parts: list[DataFrame] = []
         if found.gathered is not None:
-            local = _local_frame(judged.frame, found.gathered)
-            parts.append(rejected_rows(replace(judged, frame=local)))
+            parts.append(judge.rejected(_local_frame(judged.frame.sparkSession, found.gathered)))
         if found.left_out:
             parts.append(rejected_rows(replace(judged, frame=judged.frame.where(self._large))))
         if not parts:
@@ -157,10 +158,8 @@ def _split_kinds(text: str | None) -> Counter[str]:
     return Counter(text.split(_KIND_SEPARATOR) if text else [])
 
 
-def _local_frame(frame: DataFrame, rows: Any) -> DataFrame:
-    """A DataFrame of gathered rows (JVM rows of ``frame``'s columns ``_GATHERED``), built in
-    the JVM."""
-    spark = frame.sparkSession
+def _local_frame(spark: SparkSession, rows: Any) -> DataFrame:
+    """A DataFrame of gathered records (JVM rows of ``RECORD_COLUMNS``), built in the JVM."""
     jspark = spark._jsparkSession
-    schema = StructType([frame.schema[name] for name in _GATHERED])
-    return DataFrame(jspark.createDataFrame(rows, jspark.parseDataType(schema.json())), spark)
+    schema = jspark.parseDataType(_RECORD_SCHEMA.json())
+    return DataFrame(jspark.createDataFrame(rows, schema), spark)

@@ -120,3 +120,5 @@ def test_without_the_project_jar_the_error_says_how_to_ship_it(
     monkeypatch.setattr(json_shape_module, "_PACKAGE", "local.notshipped")
     with pytest.raises(JvmClassesMissingError, match="spark-submit --jars"):
         json_shape(F.col("value"), FIELDS)
+    with pytest.raises(JvmClassesMissingError, match="JsonReason is not on Spark's classpath"):
+        json_reason(F.col("value"), F.col("untyped"), REASON_FIELDS, DEEP)
