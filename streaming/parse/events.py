@@ -280,9 +280,10 @@ class JudgedEvents:
 
     Attributes:
         frame: The records' columns plus ``_typed`` (the value parsed against the signature),
-            ``_ok`` (the model can score it) and ``profile_flags`` (why a scored record is
-            outside the training profile, else null). Every column is a plain expression that
-            Spark compiles whole: this is the projection every record goes through.
+            ``_shape`` (how the value and its fields are given), ``_ok`` (the model can score
+            it) and ``profile_flags`` (why a scored record is outside the training profile,
+            else null). Every column is a plain expression that Spark compiles whole: this is
+            the projection every record goes through.
         rejection: ``struct<kind, detail>`` saying why a record is rejected; evaluate it only
             where ``_ok`` is false (it parses the value again to say what is wrong).
         schema: The signature the records were judged against.
@@ -298,9 +299,7 @@ class JudgedEvents:
         return F.when(
             ~F.col("_ok"),
             F.struct(
-                "key",
-                "value",
-                *_KAFKA_COORDINATES,
+                *RECORD_COLUMNS,
                 self.rejection["kind"].alias("error_kind"),
                 self.rejection["detail"].alias("error_detail"),
             ),

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
-import com.fasterxml.jackson.core.json.JsonReadFeature;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -44,14 +43,13 @@ import org.apache.spark.sql.types.StructType;
  *   <li>{@code type_mismatch}: a field given as a value that the typed parse left null.
  * </ul>
  *
- * <p>The parser accepts what {@link JsonShape} accepts. A field's text in a detail is its
+ * <p>The parser is {@link JsonShape}'s. A field's text in a detail is its
  * string's content, a scalar's text, or an object or array written compactly, cut to 80
  * characters.
  */
 public final class JsonReason implements UDF2<byte[], String, Row> {
   private static final long serialVersionUID = 1L;
-  private static final JsonFactory FACTORY =
-      JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
+  private static final JsonFactory FACTORY = JsonShape.FACTORY;
   private static final int SNIPPET = 80;
   private static final StructType REASON =
       new StructType().add("kind", DataTypes.StringType).add("detail", DataTypes.StringType);
@@ -90,7 +88,6 @@ public final class JsonReason implements UDF2<byte[], String, Row> {
     if (value == null) {
       return null;
     }
-    String text = new String(value, StandardCharsets.UTF_8);
     LinkedHashMap<String, Integer> seen = new LinkedHashMap<>();
     String[] given = new String[names.length];
     boolean closed = false; // the object's closing brace was read
@@ -114,17 +111,17 @@ public final class JsonReason implements UDF2<byte[], String, Row> {
         if (closed) {
           end = parser.currentLocation().getByteOffset();
           if (parser.nextToken() != null) {
-            return afterObject(value, end, text);
+            return afterObject(value, end);
           }
         }
       }
     } catch (IOException e) {
       if (closed) {
-        return afterObject(value, end, text);
+        return afterObject(value, end);
       }
     }
     if (!closed) {
-      return notAnObject(text, object);
+      return notAnObject(new String(value, StandardCharsets.UTF_8), object);
     }
     List<String> details = new ArrayList<>();
     for (Map.Entry<String, Integer> key : seen.entrySet()) {
@@ -167,7 +164,8 @@ public final class JsonReason implements UDF2<byte[], String, Row> {
   }
 
   /** A complete object ending at byte {@code end} of {@code value}, then something else. */
-  private static Row afterObject(byte[] value, long end, String text) {
+  private static Row afterObject(byte[] value, long end) {
+    String text = new String(value, StandardCharsets.UTF_8);
     int i = skipSpace(value, (int) Math.max(0, end));
     if (i < value.length && value[i] == ',') {
       i = skipSpace(value, i + 1);

@@ -37,7 +37,8 @@ import org.apache.spark.sql.types.DataTypes;
  */
 public final class JsonShape implements UDF1<byte[], String> {
   private static final long serialVersionUID = 1L;
-  private static final JsonFactory FACTORY =
+  /** The parser's set-up, shared with {@link JsonReason}: both read values alike. */
+  static final JsonFactory FACTORY =
       JsonFactory.builder().enable(JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS).build();
 
   private final HashMap<String, Integer> positions = new HashMap<>();
