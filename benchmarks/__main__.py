@@ -104,8 +104,9 @@ def _parser() -> argparse.ArgumentParser:
         type=_choice_list(STARTUPS, "backlog"),
         default=_DEFAULTS.startups,
         metavar="BACKLOG[,BACKLOG]",
-        help="backlogs the service is started on to time its first prediction: small "
-        f"(1,000 events), large (--events) (default {','.join(STARTUPS)})",
+        help="backlogs the service, and the ceiling arms' plain Spark job, are started on as "
+        "processes of their own to time their first prediction: small (1,000 events), large "
+        f"(--events) (default {','.join(STARTUPS)})",
     )
     add(
         "--appends",

@@ -20,8 +20,7 @@ import mlflow
 import mlflow.spark
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
 
@@ -37,6 +36,7 @@ from benchmarks.figures import (
     SERVICE_PYFUNC,
 )
 from benchmarks.memory import PeakMemory
+from benchmarks.plainjob import start_plain_query
 from benchmarks.polling import last_line, wait_until
 from benchmarks.registry import BenchmarkModels
 from benchmarks.sparkjobs import SparkJobs
@@ -44,12 +44,10 @@ from models.experiments import registry_client
 from streaming.ops.metrics import ServiceMetrics
 from streaming.parse.schema import event_schema_from_signature
 from streaming.query.service import InferenceService
-from streaming.settings import DEFAULT_MAX_OFFSETS_PER_TRIGGER, ServiceSettings, Trigger
-from streaming.source.kafka import kafka_source_options, read_kafka_stream
+from streaming.settings import ServiceSettings, Trigger
 
 __all__ = ["Arm", "ArmRun", "Workbench", "batch_phases_ms", "make_arm"]
 
-_COORDINATES = ("topic", "partition", "offset", "timestamp")
 _READY_TIMEOUT_S = 300
 _WHOLE_BATCH = "triggerExecution"
 
@@ -258,29 +256,16 @@ class SparkQueryArm(_StreamingArm):
         super().__init__(bench, topic, trigger, label)
         self.score = score
 
-    def _events(self) -> DataFrame:
-        options = kafka_source_options(
-            self.bench.bootstrap,
-            topics=(self.topic,),
-            max_offsets_per_trigger=DEFAULT_MAX_OFFSETS_PER_TRIGGER,
-        )
-        records = read_kafka_stream(self.bench.spark, options)
-        value = F.from_json(F.col("value").cast("string"), self.bench.event_schema)
-        return records.select(
-            value.alias("event"), F.col("key").cast("string").alias("key"), *_COORDINATES
-        ).select("event.*", "key", *_COORDINATES)
-
     def _start_query(self) -> StreamingQuery:
-        events = self._events()
-        rows = events
-        if self.score:  # the same rows, plus the prediction
-            rows = self.bench.pipeline.transform(events).select(*events.columns, "prediction")
-        return (
-            rows.writeStream.format("delta")
-            .queryName(self.label)
-            .option("checkpointLocation", str(self.folder / "checkpoint"))
-            .trigger(**self.trigger.as_kwargs())  # type: ignore[call-overload]
-            .start(str(self.table))
+        return start_plain_query(
+            self.bench.spark,
+            self.bench.bootstrap,
+            self.topic,
+            self.bench.event_schema,
+            self.bench.pipeline if self.score else None,
+            self.trigger,
+            self.folder,
+            self.label,
         )
 
 

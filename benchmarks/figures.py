@@ -61,6 +61,8 @@ READ_TIME = "readtime"
 PARTS = (STREAMING, READ_TIME)
 # The backlogs the service is started on, to time its first prediction.
 STARTUPS = ("small", "large")
+# The arms the start-up part starts as processes of their own, in this order.
+STARTED_ARMS = (SERVICE_MLLIB, CEILING_MODEL, CEILING)
 # The part of a micro-batch that none of the phases of Spark's progress report names.
 OTHER_PHASE = "other"
 
@@ -172,11 +174,13 @@ class Latency(Figure):
 
 @dataclass
 class Startup(Figure):
-    """The service started as users start it (``python -m streaming run``), on a backlog.
+    """An arm started as a process of its own on a backlog: the service as users start it
+    (``python -m streaming run``), or a ceiling arm's plain Spark job.
 
     Attributes:
         backlog: ``small`` or ``large``.
         events: Records waiting in the topic.
+        arm: ``service-mllib``, ``ceiling`` or ``ceiling-model``.
         first_prediction_s: From ``Popen`` to the first commit holding predictions.
         drained_s: From ``Popen`` until every record was written.
         peak_rss_bytes: Peak resident memory of the process and its descendants.
@@ -184,6 +188,7 @@ class Startup(Figure):
 
     backlog: str
     events: int
+    arm: str = SERVICE_MLLIB
     first_prediction_s: float | None = None
     drained_s: float | None = None
     peak_rss_bytes: int | None = None

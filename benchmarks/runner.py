@@ -24,8 +24,8 @@ from benchmarks.figures import (
     LATENCY_ARMS,
     PARTS,
     READ_TIME,
-    SERVICE_MLLIB,
     SERVICE_MLLIB_MALFORMED,
+    STARTED_ARMS,
     STARTUPS,
     STREAMING,
     Machine,
@@ -36,7 +36,7 @@ from benchmarks.maintenance import DEFAULT_APPENDS, READS_AFTER_FIRST, measure_r
 from benchmarks.measure import measure_drain, measure_latency
 from benchmarks.polling import say
 from benchmarks.registry import register_models
-from benchmarks.startup import ServiceProcess, measure_startup
+from benchmarks.startup import Launch, measure_startup, started_arm
 from benchmarks.topics import event_pool, local_broker, preload
 from infra.paths import ProjectHome
 from infra.spark import build_spark_session, stop_spark
@@ -227,14 +227,21 @@ def _measure_read_time(run: _Run, spark: SparkSession) -> None:
 
 def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
     o = run.options
-    service = ServiceProcess(run.python, CHECKOUT, run.env, run.bootstrap, model_uri)
+    launch = Launch(run.python, CHECKOUT, run.env, run.bootstrap, model_uri)
     backlogs = (("small", _SMALL_TOPIC, o.small_backlog), ("large", _CLEAN_TOPIC, o.events))
     return [
         measure_startup(
-            service, name, topic, events, run.work / "startup" / name, o.drain_timeout_s
+            started_arm(arm, launch),
+            name,
+            topic,
+            events,
+            run.work / "startup" / name / arm,
+            o.drain_timeout_s,
         )
         for name, topic, events in backlogs
         if name in o.startups
+        for arm in STARTED_ARMS
+        if arm in o.arms
     ]
 
 
@@ -252,8 +259,7 @@ def _measure_streaming(run: _Run, store: TrackingStore) -> None:
             _measure_in_process(run, bench)
             if READ_TIME in o.parts:
                 _measure_read_time(run, spark)
-        if SERVICE_MLLIB in o.arms:
-            run.results.startups = _measure_startups(run, models.mllib_uri)
+        run.results.startups = _measure_startups(run, models.mllib_uri)
 
 
 def run(options: Options, env: Mapping[str, str], python: str, command: str) -> Results:

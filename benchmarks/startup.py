@@ -1,4 +1,5 @@
-"""The service started as users start it, timed from ``Popen`` to its first prediction."""
+"""The service started as users start it, and a plain Spark job started the same way, each
+timed from ``Popen`` to its first prediction."""
 
 from __future__ import annotations
 
@@ -8,22 +9,30 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from benchmarks.deltalog import read_commits, rows_committed
-from benchmarks.figures import Startup, recording_failure
+from benchmarks.figures import CEILING, CEILING_MODEL, SERVICE_MLLIB, Startup, recording_failure
 from benchmarks.memory import PeakMemory
 from benchmarks.polling import last_line, say, wait_until
 
-__all__ = ["ServiceProcess", "measure_startup"]
+__all__ = [
+    "Launch",
+    "PlainJobProcess",
+    "ServiceProcess",
+    "StartedArm",
+    "measure_startup",
+    "started_arm",
+]
 
 _STOP_TIMEOUT_S = 120
+_TRIGGER = "1s"
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class ServiceProcess:
-    """How to start ``python -m streaming run`` for the benchmark.
+class Launch:
+    """What every process of the start-up part is started with.
 
     Attributes:
         python: The interpreter.
@@ -39,20 +48,85 @@ class ServiceProcess:
     bootstrap: str
     model_uri: str
 
-    def command(self, topic: str, folder: Path, query_name: str) -> list[str]:
+
+class StartedArm(Protocol):
+    """An arm as a process of its own, started on a waiting backlog."""
+
+    @property
+    def arm(self) -> str: ...
+
+    @property
+    def launch(self) -> Launch: ...
+
+    def command(self, topic: str, folder: Path, name: str) -> list[str]:
         """The command line, with its tables and checkpoint under ``folder``."""
+        ...
+
+    def tables(self, folder: Path) -> tuple[Path, ...]:
+        """Its tables under ``folder``; the first holds the predictions."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """``python -m streaming run``, as users start it."""
+
+    launch: Launch
+    arm: str = SERVICE_MLLIB
+
+    def command(self, topic: str, folder: Path, name: str) -> list[str]:
+        """The command line, with its tables and checkpoint under ``folder``."""
+        predictions, quarantine = self.tables(folder)
         return [
-            self.python, "-m", "streaming", "run",
-            "--bootstrap-servers", self.bootstrap,
+            self.launch.python, "-m", "streaming", "run",
+            "--bootstrap-servers", self.launch.bootstrap,
             "--topic", topic,
-            "--model-uri", self.model_uri,
-            "--predictions-table", str(folder / "predictions"),
-            "--quarantine-table", str(folder / "quarantine"),
+            "--model-uri", self.launch.model_uri,
+            "--predictions-table", str(predictions),
+            "--quarantine-table", str(quarantine),
             "--checkpoint", str(folder / "checkpoint"),
-            "--query-name", query_name,
-            "--trigger", "1s",
-            "--home", str(self.checkout),
+            "--query-name", name,
+            "--trigger", _TRIGGER,
+            "--home", str(self.launch.checkout),
         ]  # fmt: skip
+
+    def tables(self, folder: Path) -> tuple[Path, ...]:
+        return folder / "predictions", folder / "quarantine"
+
+
+@dataclass(frozen=True)
+class PlainJobProcess:
+    """``python -m benchmarks.plainjob``: the ceiling arm's plain query (with the model for
+    ``ceiling-model``) in a process of its own, on the same session settings as the service."""
+
+    launch: Launch
+    arm: str
+
+    def command(self, topic: str, folder: Path, name: str) -> list[str]:
+        """The command line, with its table and checkpoint under ``folder``."""
+        score = ["--score"] if self.arm == CEILING_MODEL else []
+        return [
+            self.launch.python, "-m", "benchmarks.plainjob",
+            "--bootstrap-servers", self.launch.bootstrap,
+            "--topic", topic,
+            "--model-uri", self.launch.model_uri,
+            *score,
+            "--folder", str(folder),
+            "--trigger", _TRIGGER,
+            "--home", str(self.launch.checkout),
+        ]  # fmt: skip
+
+    def tables(self, folder: Path) -> tuple[Path, ...]:
+        return (folder / "table",)
+
+
+def started_arm(arm: str, launch: Launch) -> StartedArm:
+    """The process that starts ``arm`` (the service or a ceiling arm)."""
+    if arm == SERVICE_MLLIB:
+        return ServiceProcess(launch)
+    if arm in (CEILING, CEILING_MODEL):
+        return PlainJobProcess(launch, arm)
+    raise ValueError(f"no start-up for arm {arm}")
 
 
 def _first_prediction_ms(table: Path) -> int:
@@ -81,34 +155,33 @@ def _while_running(
 
     def check() -> T:
         if process.poll() is not None:
-            raise RuntimeError(f"the service exited with {process.returncode}: {last_line(log)}")
+            raise RuntimeError(f"the process exited with {process.returncode}: {last_line(log)}")
         return condition()
 
     return check
 
 
 def measure_startup(
-    service: ServiceProcess, backlog: str, topic: str, events: int, folder: Path, timeout_s: float
+    started: StartedArm, backlog: str, topic: str, events: int, folder: Path, timeout_s: float
 ) -> Startup:
-    """Start the service on a topic holding ``events`` records; time its first prediction.
+    """Start an arm's process on a topic holding ``events`` records; time its first prediction.
 
     It runs on until every record is written (so the peak memory covers the whole backlog),
     then gets SIGTERM.
     """
-    figure = Startup(backlog, events)
-    say(f"startup: python -m streaming run on {events} waiting events")
+    figure = Startup(backlog, events, started.arm)
+    command = started.command(topic, folder, f"startup-{backlog}")
+    say(f"startup: {started.arm} (python -m {command[2]}) on {events} waiting events")
     folder.mkdir(parents=True)
-    log = folder / "service.log"
-    tables = (folder / "predictions", folder / "quarantine")
+    log = folder / "process.log"
+    tables = started.tables(folder)
+    launch = started.launch
     with recording_failure(figure), log.open("wb") as output:
         began = time.time()
         process = subprocess.Popen(
-            service.command(topic, folder, f"startup-{backlog}"),
-            cwd=service.checkout,
-            env=dict(service.env),
-            stdout=output,
+            command, cwd=launch.checkout, env=dict(launch.env), stdout=output,
             stderr=subprocess.STDOUT,
-        )
+        )  # fmt: skip
         with PeakMemory(process.pid) as memory:
             try:
                 first_ms = wait_until(
