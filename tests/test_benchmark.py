@@ -16,6 +16,7 @@ from matplotlib import image
 from benchmarks.arms import batch_phases_ms
 from benchmarks.figures import (
     ARMS,
+    CEILING,
     CEILING_MODEL,
     CONSUMER,
     DRAIN_ARMS,
@@ -150,8 +151,14 @@ def test_latency_and_startup_figures_are_filled_in(smoke_run: Path) -> None:
         assert (figure["batches"] > 0) == (figure["arm"] != REALTIME), figure  # writes
         assert ("addBatch" in figure["phases_ms"]) == micro_batches, figure
     assert "## Where a live micro-batch's time goes" in (smoke_run / "results.md").read_text()
-    assert [s["backlog"] for s in results["startups"]] == ["small"]
-    assert all(s["first_prediction_s"] is not None for s in results["startups"])
+    # The service and the ceiling arms' plain job, each started as a process of its own.
+    assert [(s["arm"], s["backlog"]) for s in results["startups"]] == [
+        (SERVICE_MLLIB, "small"),
+        (CEILING_MODEL, "small"),
+        (CEILING, "small"),
+    ]
+    assert all(s["first_prediction_s"] > 0 for s in results["startups"]), results["startups"]
+    assert f"| {CEILING_MODEL} | small | 1,000 |" in (smoke_run / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
