@@ -95,18 +95,20 @@ class InferenceService:
         )
         # The model downloads, passes its smoke prediction and gets its record judge while the
         # two tables are created or checked (and their newest batches read for the start check),
-        # the broker is asked who it is and the checkpoint is read: side by side, each is
-        # mostly waiting for the JVM. The query starts once the model is ready: its plan
-        # carries the model's record judge.
+        # the broker is asked who it is and the checkpoint is read. The query starts once the
+        # model is ready: its plan carries the model's record judge. The tables are created
+        # one after the other: the first creation runs Delta's code for the first time in the
+        # JVM, and two side by side both ran it cold, taking the second core from the model's
+        # load (the start's longest step) for little gain.
         checkpoint = str(s.checkpoint_dir)
-        pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="start")
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="start")
         model: Future[object] = pool.submit(self.models.start)
         try:
-            newest = [pool.submit(_ensure_and_read_newest, t) for t in self.tables]
+            newest = pool.submit(_ensure_and_read_newest, self.tables)
             check_broker_reachable(s.bootstrap_servers)
             check_kafka_access(self.spark, options)
             state = read_checkpoint_state(self.spark, checkpoint)
-            predictions_last, quarantine_last = (future.result() for future in newest)
+            predictions_last, quarantine_last = newest.result()
             plan = plan_start(
                 state, predictions_last, quarantine_last, checkpoint, s.predictions_table
             )
@@ -349,10 +351,17 @@ class _Flag:
             self._cleared.wait_for(lambda: not self._set)
 
 
-def _ensure_and_read_newest(table: DeltaSink) -> BatchRecord | None:
-    """Create or check ``table``, then read the newest batch this query wrote to it."""
-    table.ensure_table()
-    return table.last_batch()
+def _ensure_and_read_newest(
+    tables: tuple[DeltaSink, DeltaSink],
+) -> tuple[BatchRecord | None, BatchRecord | None]:
+    """Create or check each table, then read the newest batch this query wrote to those that
+    existed (a table created just now holds none)."""
+    predictions, quarantine = tables
+    new_predictions, new_quarantine = predictions.ensure_table(), quarantine.ensure_table()
+    return (
+        None if new_predictions else predictions.last_batch(),
+        None if new_quarantine else quarantine.last_batch(),
+    )
 
 
 def _drop_redelivered(records: DataFrame, watermark: str) -> DataFrame:

@@ -171,8 +171,11 @@ class DeltaSink:
         self.added_later = tuple(added_later)
         self.properties = {"delta.enableDeletionVectors": "false", **(properties or {})}
 
-    def ensure_table(self) -> None:
+    def ensure_table(self) -> bool:
         """Create the table if it does not exist, and check an existing one has our columns.
+
+        Returns:
+            Whether this call created it (``False``: it existed, with our columns now).
 
         Raises:
             ConfigurationError: the location is not writable or holds an incompatible table.
@@ -191,7 +194,7 @@ class DeltaSink:
                         f"table {self.path} exists without columns {missing}: "
                         "point the option at a new path or at a table this service created"
                     )
-                return
+                return False
             builder = (
                 DeltaTable.createIfNotExists(self.spark)
                 .location(self.path)
@@ -201,6 +204,7 @@ class DeltaSink:
             for key, value in self.properties.items():
                 builder = builder.property(key, value)
             builder.execute()
+            return True
         except PySparkException as e:
             raise ConfigurationError(
                 f"cannot create Delta table at {self.path}: {first_line(e)}"

@@ -28,13 +28,24 @@ def sink(spark: SparkSession, path: Path) -> DeltaSink:
     )
 
 
+def test_ensure_table_says_whether_it_created_the_table(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # The service's start check reads the newest batch only of a table that existed.
+    table = sink(spark, tmp_path / "p")
+
+    assert table.ensure_table() is True
+    assert table.ensure_table() is False
+    assert table.last_batch() is None
+
+
 def test_a_table_from_before_key_bytes_gets_the_column(spark: SparkSession, tmp_path: Path) -> None:
     older = StructType([f for f in PREDICTIONS_SCHEMA.fields if f.name != "key_bytes"])
     spark.createDataFrame([], older).write.format("delta").partitionBy("event_date").save(
         str(tmp_path / "p")
     )
 
-    sink(spark, tmp_path / "p").ensure_table()
+    assert sink(spark, tmp_path / "p").ensure_table() is False
 
     columns = spark.read.format("delta").load(str(tmp_path / "p")).columns
     assert "key_bytes" in columns
