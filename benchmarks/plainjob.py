@@ -9,16 +9,16 @@ settings, jars and class archive (``infra.spark``), the same trigger and batch c
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-import mlflow
-import mlflow.models
-import mlflow.spark
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -27,7 +27,6 @@ from pyspark.sql.types import StructType
 
 from infra.paths import ProjectHome
 from infra.spark import command_session
-from streaming.parse.schema import event_schema_from_signature
 from streaming.settings import DEFAULT_MAX_OFFSETS_PER_TRIGGER, Trigger, parse_trigger
 from streaming.source.kafka import kafka_source_options, read_kafka_stream
 
@@ -82,16 +81,30 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--topic", required=True)
-    parser.add_argument("--model-uri", required=True, help="the model whose signature is parsed")
-    parser.add_argument("--score", action="store_true", help="also score with the model")
+    parser.add_argument("--schema", required=True, help="the events' JSON schema (Spark's JSON)")
+    parser.add_argument("--model-uri", help="score with this MLlib model (none: parse only)")
+    parser.add_argument("--tracking-uri", help="the MLflow store of --model-uri")
     parser.add_argument("--folder", type=Path, required=True, help="table and checkpoint")
     parser.add_argument("--trigger", type=parse_trigger, default=parse_trigger("1s"))
     parser.add_argument("--home", type=Path, required=True, help="the checkout (jars)")
     return parser.parse_args(argv)
 
 
+def _mlflow_spark(tracking_uri: str) -> Any:
+    """``mlflow.spark``, its registry the given store's (not one the environment names)."""
+    import mlflow.spark
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow.spark
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the plain query until SIGTERM or SIGINT, then stop it between batches."""
+    """Run the plain query until SIGTERM or SIGINT, then stop it between batches.
+
+    A plain job does no more than it needs: the schema is given, and MLflow (seconds to import)
+    is imported only to load the model, while the JVM starts, as the service imports it.
+    """
     args = _arguments(argv)
     stop = threading.Event()
 
@@ -100,25 +113,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-    # What a plain job does at start, in order: its session, its model, its query.
-    with command_session("plainjob", ProjectHome.resolve(args.home).spark_jars) as spark:
-        uri = args.model_uri
-        schema = event_schema_from_signature(mlflow.models.get_model_info(uri).signature, uri)
-        pipeline = mlflow.spark.load_model(uri) if args.score else None
-        query = start_plain_query(
-            spark,
-            args.bootstrap_servers,
-            args.topic,
-            schema.json_schema(),
-            pipeline,
-            args.trigger,
-            args.folder,
-            "plainjob",
-        )
-        while query.isActive and not stop.is_set():
-            stop.wait(0.2)
-        exception = query.exception()
-        query.stop()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        mlflow_spark: Future[Any] | None = None
+        if args.model_uri:
+            mlflow_spark = pool.submit(_mlflow_spark, args.tracking_uri)
+        with command_session("plainjob", ProjectHome.resolve(args.home).spark_jars) as spark:
+            pipeline = None
+            if mlflow_spark is not None:
+                pipeline = mlflow_spark.result().load_model(args.model_uri)
+            query = start_plain_query(
+                spark,
+                args.bootstrap_servers,
+                args.topic,
+                StructType.fromJson(json.loads(args.schema)),
+                pipeline,
+                args.trigger,
+                args.folder,
+                "plainjob",
+            )
+            while query.isActive and not stop.is_set():
+                stop.wait(0.2)
+            exception = query.exception()
+            query.stop()
     if exception is not None:
         print(f"plainjob: the query failed: {exception}", file=sys.stderr)
         return 1

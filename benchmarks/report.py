@@ -216,8 +216,9 @@ def _startup_section(results: Results) -> list[str]:
         "start check, the model loaded and smoke-tested, then the query). `ceiling` and",
         "`ceiling-model` are the ceiling arms' plain query in a process of its own",
         "(`python -m benchmarks.plainjob`: the same session settings, jars and class archive,",
-        "the model loaded before the query for `ceiling-model`; Delta's sink creates its table",
-        "in the first batch): what a plain Spark job needs on this machine to its first row.",
+        "the events' schema given; for `ceiling-model` MLflow imported while the JVM starts and",
+        "the model loaded before the query; Delta's sink creates its table in the first",
+        "batch): what a plain Spark job needs on this machine to its first row.",
         "",
     ]
 

@@ -35,7 +35,7 @@ from benchmarks.figures import (
 from benchmarks.maintenance import DEFAULT_APPENDS, READS_AFTER_FIRST, measure_read_time
 from benchmarks.measure import measure_drain, measure_latency
 from benchmarks.polling import say
-from benchmarks.registry import register_models
+from benchmarks.registry import BenchmarkModels, register_models
 from benchmarks.startup import Launch, measure_startup, started_arm
 from benchmarks.topics import event_pool, local_broker, preload
 from infra.paths import ProjectHome
@@ -225,13 +225,15 @@ def _measure_read_time(run: _Run, spark: SparkSession) -> None:
     )
 
 
-def _measure_startups(run: _Run, model_uri: str) -> list[Startup]:
+def _measure_startups(run: _Run, models: BenchmarkModels, schema: str) -> list[Startup]:
     o = run.options
-    launch = Launch(run.python, CHECKOUT, run.env, run.bootstrap, model_uri)
+    launch = Launch(
+        run.python, CHECKOUT, run.env, run.bootstrap, models.mllib_uri, models.store.tracking_uri
+    )
     backlogs = (("small", _SMALL_TOPIC, o.small_backlog), ("large", _CLEAN_TOPIC, o.events))
     return [
         measure_startup(
-            started_arm(arm, launch),
+            started_arm(arm, launch, schema),
             name,
             topic,
             events,
@@ -259,7 +261,7 @@ def _measure_streaming(run: _Run, store: TrackingStore) -> None:
             _measure_in_process(run, bench)
             if READ_TIME in o.parts:
                 _measure_read_time(run, spark)
-        run.results.startups = _measure_startups(run, models.mllib_uri)
+        run.results.startups = _measure_startups(run, models, bench.event_schema.json())
 
 
 def run(options: Options, env: Mapping[str, str], python: str, command: str) -> Results:

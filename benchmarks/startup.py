@@ -40,6 +40,7 @@ class Launch:
         env: Its environment (``MLFLOW_TRACKING_URI`` and ``PYSPARK_PYTHON`` set).
         bootstrap: The broker.
         model_uri: The model to serve.
+        tracking_uri: The MLflow store holding it.
     """
 
     python: str
@@ -47,6 +48,7 @@ class Launch:
     env: Mapping[str, str]
     bootstrap: str
     model_uri: str
+    tracking_uri: str
 
 
 class StartedArm(Protocol):
@@ -97,20 +99,29 @@ class ServiceProcess:
 @dataclass(frozen=True)
 class PlainJobProcess:
     """``python -m benchmarks.plainjob``: the ceiling arm's plain query (with the model for
-    ``ceiling-model``) in a process of its own, on the same session settings as the service."""
+    ``ceiling-model``) in a process of its own, on the same session settings as the service.
+
+    Attributes:
+        schema: The events' JSON schema (Spark's JSON), as the ceiling arms parse them.
+    """
 
     launch: Launch
     arm: str
+    schema: str
 
     def command(self, topic: str, folder: Path, name: str) -> list[str]:
         """The command line, with its table and checkpoint under ``folder``."""
-        score = ["--score"] if self.arm == CEILING_MODEL else []
+        model = (
+            ["--model-uri", self.launch.model_uri, "--tracking-uri", self.launch.tracking_uri]
+            if self.arm == CEILING_MODEL
+            else []
+        )
         return [
             self.launch.python, "-m", "benchmarks.plainjob",
             "--bootstrap-servers", self.launch.bootstrap,
             "--topic", topic,
-            "--model-uri", self.launch.model_uri,
-            *score,
+            "--schema", self.schema,
+            *model,
             "--folder", str(folder),
             "--trigger", _TRIGGER,
             "--home", str(self.launch.checkout),
@@ -120,12 +131,13 @@ class PlainJobProcess:
         return (folder / "table",)
 
 
-def started_arm(arm: str, launch: Launch) -> StartedArm:
-    """The process that starts ``arm`` (the service or a ceiling arm)."""
+def started_arm(arm: str, launch: Launch, schema: str) -> StartedArm:
+    """The process that starts ``arm``: the service, or a ceiling arm parsing events of
+    ``schema`` (Spark's JSON of a ``StructType``)."""
     if arm == SERVICE_MLLIB:
         return ServiceProcess(launch)
     if arm in (CEILING, CEILING_MODEL):
-        return PlainJobProcess(launch, arm)
+        return PlainJobProcess(launch, arm, schema)
     raise ValueError(f"no start-up for arm {arm}")
 
 
