@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks.figures import ARMS, PARTS, STARTUPS
+from benchmarks.figures import ARMS, PARTS, STARTED_ARMS, STARTUPS
 from benchmarks.report import write_outputs
 from benchmarks.runner import Options, run
 from streaming.settings import parse_checkpoint_interval
@@ -109,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         f"(--events) (default {','.join(STARTUPS)})",
     )
     add(
+        "--startup-arms",
+        type=_choice_list(STARTED_ARMS, "arm"),
+        default=_DEFAULTS.startup_arms,
+        metavar="ARM[,ARM]",
+        help="arms started as processes of their own for --startups, of those measured "
+        f"(default {','.join(STARTED_ARMS)})",
+    )
+    add(
         "--appends",
         type=int,
         default=_DEFAULTS.appends,
@@ -178,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arms=args.arms,
         parts=args.parts,
         startups=args.startups,
+        startup_arms=args.startup_arms,
         appends=args.appends,
         reads=args.reads,
         out=args.out.resolve(),

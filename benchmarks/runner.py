@@ -74,6 +74,8 @@ class Options:
         kafka_port: Port of the run's own broker (the next port is its controller's).
         small_backlog: Events waiting for the small-backlog start.
         startups: The backlogs the service is started on (a subset of ``STARTUPS``).
+        startup_arms: The arms started on them (a subset of ``STARTED_ARMS``; those of
+            ``arms``).
         seed: Seed of the events and models.
         keep_work: Keep the work folder (tables, logs) instead of deleting it.
         warm_up: Before the measured drains, let every arm on the run's Spark session drain its
@@ -97,6 +99,7 @@ class Options:
     kafka_port: int = 19492
     small_backlog: int = 1000
     startups: tuple[str, ...] = STARTUPS
+    startup_arms: tuple[str, ...] = STARTED_ARMS
     seed: int = 7
     keep_work: bool = False
     warm_up: bool = True
@@ -243,7 +246,7 @@ def _measure_startups(run: _Run, models: BenchmarkModels, schema: str) -> list[S
         for name, topic, events in backlogs
         if name in o.startups
         for arm in STARTED_ARMS
-        if arm in o.arms
+        if arm in o.arms and arm in o.startup_arms
     ]
 
 
